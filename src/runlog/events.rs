@@ -1,0 +1,346 @@
+//! The engine's event log: one JSON line per change, appended to `events.jsonl` by the one engine that
+//! holds the run's lease. Everything else (status, the index, resume) is a fold over these lines.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The state of one step instance.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Cached,
+    /// An upstream step failed or was cancelled.
+    Blocked,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Queued => "queued",
+            StepState::Running => "running",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Cancelled => "cancelled",
+            StepState::Cached => "cached",
+            StepState::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepState> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    /// Succeeded or cached: dependents may run.
+    pub fn is_done_ok(self) -> bool {
+        matches!(self, StepState::Succeeded | StepState::Cached)
+    }
+
+    /// Nothing more will happen to this step unless someone asks for a retry or re-run.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            StepState::Succeeded
+                | StepState::Failed
+                | StepState::Cancelled
+                | StepState::Cached
+                | StepState::Blocked
+        )
+    }
+
+    /// A one-character glyph so state never rests on colour alone.
+    pub fn glyph(self) -> char {
+        match self {
+            StepState::Pending => '·',
+            StepState::Queued => '◦',
+            StepState::Running => '▶',
+            StepState::Succeeded => '✓',
+            StepState::Failed => '✗',
+            StepState::Cancelled => '⊘',
+            StepState::Cached => '≡',
+            StepState::Blocked => '⊣',
+        }
+    }
+}
+
+impl std::fmt::Display for StepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state of a whole run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunState> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step instance as announced when the run is created.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StepInfo {
+    /// Instance name, e.g. `train[model=gcn,seed=0]`.
+    pub name: String,
+    /// The `[[step]]` it was expanded from, e.g. `train`.
+    pub group: String,
+    /// Matrix parameters (empty for plain steps).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Names of the `[[step]]` groups it needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+}
+
+/// One change. New variants may appear in later versions; readers skip lines they do not understand.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The first line of every log.
+    RunCreated {
+        run: String,
+        pipeline: String,
+        /// The pipeline file the run was made from (absolute).
+        file: String,
+        workdir: String,
+        host: String,
+        user: String,
+        steps: Vec<StepInfo>,
+    },
+    /// An engine took the lease and drives the run from here on.
+    EngineStarted { host: String, pid: u32, generation: u64 },
+    /// The engine stopped driving (run finished, lost its lease, or was told to stop).
+    EngineStopped {
+        host: String,
+        pid: u32,
+        reason: String,
+    },
+    /// A step changed state without an attempt: queued, cached, blocked, cancelled, or reset to pending.
+    StepState {
+        step: String,
+        state: StepState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The cache decision for a step about to run.
+    Cache {
+        step: String,
+        key: String,
+        hit: bool,
+        /// The attempt dir whose result is reused, on a hit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        reason: String,
+    },
+    /// An attempt was started (or, for SLURM, submitted).
+    AttemptStarted {
+        step: String,
+        attempt: u32,
+        host: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        dir: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_id: Option<String>,
+    },
+    /// An attempt ended. `state` is succeeded, failed or cancelled.
+    AttemptEnded {
+        step: String,
+        attempt: u32,
+        state: StepState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Whether the engine will try again (after a backoff).
+        #[serde(default)]
+        will_retry: bool,
+    },
+    /// A control request was handled (or refused).
+    Request {
+        id: String,
+        kind: String,
+        ok: bool,
+        message: String,
+    },
+    /// The run's state changed (back to running on retry/rerun, or to its final state).
+    RunState { state: RunState },
+}
+
+/// An event with its time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Unix seconds.
+    pub ts: f64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Appends events. Only the lease holder writes; each line goes out in one `write` call on an
+/// `O_APPEND` file so a reader never sees half of an event followed by another.
+pub struct EventWriter {
+    file: File,
+    path: PathBuf,
+}
+
+impl EventWriter {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(EventWriter {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&mut self, event: Event) -> std::io::Result<Record> {
+        let rec = Record {
+            ts: crate::util::now(),
+            event,
+        };
+        let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        Ok(rec)
+    }
+
+    /// Flush to stable storage: used at run boundaries, not for every line.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// What an incremental read returned.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    pub records: Vec<Record>,
+    /// Offset just after the last complete line consumed; pass it to the next read.
+    pub offset: u64,
+    /// Complete lines that did not parse (skipped, never fatal).
+    pub bad_lines: u64,
+}
+
+/// Reads the complete lines after `offset`. A partial last line (the engine is mid-write, or NFS has not
+/// shown all of it yet) is left for the next read.
+pub fn read_from(path: &Path, offset: u64) -> std::io::Result<ReadBatch> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    if len <= offset {
+        return Ok(ReadBatch {
+            offset,
+            ..Default::default()
+        });
+    }
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity((len - offset) as usize);
+    f.take(len - offset).read_to_end(&mut buf)?;
+    let complete = match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => 0,
+    };
+    let mut batch = ReadBatch {
+        offset: offset + complete as u64,
+        ..Default::default()
+    };
+    for line in buf[..complete].split(|&b| b == b'\n') {
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(line) {
+            Ok(r) => batch.records.push(r),
+            Err(_) => batch.bad_lines += 1,
+        }
+    }
+    Ok(batch)
+}
+
+/// Every record of a run's log.
+pub fn read_all(path: &Path) -> std::io::Result<Vec<Record>> {
+    Ok(read_from(path, 0)?.records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_partial_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut w = EventWriter::open(&p).unwrap();
+        w.append(Event::RunState {
+            state: RunState::Running,
+        })
+        .unwrap();
+        w.append(Event::StepState {
+            step: "a".into(),
+            state: StepState::Queued,
+            reason: None,
+        })
+        .unwrap();
+        // A half-written line and a garbage line.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"not json\n{\"ts\":1,\"type\":\"run_st")
+            .unwrap();
+        let b = read_from(&p, 0).unwrap();
+        assert_eq!(b.records.len(), 2);
+        assert_eq!(b.bad_lines, 1);
+        let again = read_from(&p, b.offset).unwrap();
+        assert!(again.records.is_empty());
+        assert_eq!(again.offset, b.offset);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"ate\",\"state\":\"failed\"}\n")
+            .unwrap();
+        let rest = read_from(&p, b.offset).unwrap();
+        assert_eq!(
+            rest.records[0].event,
+            Event::RunState {
+                state: RunState::Failed
+            }
+        );
+    }
+}
