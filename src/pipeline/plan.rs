@@ -167,7 +167,7 @@ impl Plan {
         let mut frontier = vec![group.to_string()];
         while let Some(g) = frontier.pop() {
             for other in &self.groups {
-                if other.needs.iter().any(|n| *n == g) && !out.contains(&other.name) {
+                if other.needs.contains(&g) && !out.contains(&other.name) {
                     out.push(other.name.clone());
                     frontier.push(other.name.clone());
                 }
