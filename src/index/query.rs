@@ -1,0 +1,379 @@
+//! Reading runs, steps, attempts and metrics back out of the index.
+
+use super::error::{IndexError, Result};
+use super::rows::{
+    ATTEMPT_COLUMNS, AttemptRow, MetricSummary, Point, RUN_COLUMNS, RunRow, STEP_COLUMNS, StepRow,
+    nan_if_null,
+};
+use super::{Index, retry_busy};
+use rusqlite::{OptionalExtension, Params, Row};
+
+/// How many candidates an ambiguous prefix lists.
+const MAX_CANDIDATES: usize = 10;
+
+impl Index {
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRow>> {
+        self.rows(
+            "listing runs",
+            &format!("SELECT {RUN_COLUMNS} FROM runs r ORDER BY r.created DESC, r.id DESC"),
+            [],
+            RunRow::from_row,
+        )
+    }
+
+    pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
+        self.row(
+            "reading a run",
+            &format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1"),
+            [id],
+            RunRow::from_row,
+        )
+    }
+
+    /// `None` or `"latest"`: the newest run. Otherwise the run whose id is `spec`, or the only one whose
+    /// id starts with it.
+    pub fn resolve_run(&self, spec: Option<&str>) -> Result<RunRow> {
+        let spec = spec
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && *s != "latest");
+        let Some(spec) = spec else {
+            return self
+                .row(
+                    "finding the latest run",
+                    &format!(
+                        "SELECT {RUN_COLUMNS} FROM runs r ORDER BY r.created DESC, r.id DESC LIMIT 1"
+                    ),
+                    [],
+                    RunRow::from_row,
+                )?
+                .ok_or(IndexError::NoRuns);
+        };
+        if let Some(run) = self.run(spec)? {
+            return Ok(run);
+        }
+        // substr() rather than LIKE: ids may contain `_` and `%`.
+        let mut found = self.rows(
+            "resolving a run id",
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs r WHERE substr(r.id, 1, length(?1)) = ?1 \
+                 ORDER BY r.created DESC, r.id DESC LIMIT {}",
+                MAX_CANDIDATES + 1
+            ),
+            [spec],
+            RunRow::from_row,
+        )?;
+        match found.len() {
+            0 if self.is_empty()? => Err(IndexError::NoRuns),
+            0 => Err(IndexError::NoMatch {
+                spec: spec.to_string(),
+            }),
+            1 => Ok(found.remove(0)),
+            n => {
+                let mut candidates: Vec<String> = found
+                    .into_iter()
+                    .take(MAX_CANDIDATES)
+                    .map(|r| r.id)
+                    .collect();
+                if n > MAX_CANDIDATES {
+                    candidates.push("…".to_string());
+                }
+                Err(IndexError::Ambiguous {
+                    spec: spec.to_string(),
+                    candidates,
+                })
+            }
+        }
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        let n = self.row("counting runs", "SELECT count(*) FROM runs", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(n.unwrap_or(0) == 0)
+    }
+
+    /// The run's step instances, in the order its `run_created` event listed them.
+    pub fn steps(&self, run: &str) -> Result<Vec<StepRow>> {
+        self.rows(
+            "listing steps",
+            &format!("SELECT {STEP_COLUMNS} FROM steps WHERE run = ?1 ORDER BY ord"),
+            [run],
+            StepRow::from_row,
+        )
+    }
+
+    /// Attempts of a run (of one step if given), by step order then attempt number.
+    pub fn attempts(&self, run: &str, step: Option<&str>) -> Result<Vec<AttemptRow>> {
+        self.rows(
+            "listing attempts",
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts a \
+                 LEFT JOIN steps s ON s.run = a.run AND s.name = a.step \
+                 WHERE a.run = ?1 AND (?2 IS NULL OR a.step = ?2) \
+                 ORDER BY s.ord, a.step, a.attempt"
+            ),
+            rusqlite::params![run, step],
+            AttemptRow::from_row,
+        )
+    }
+
+    /// The most recent succeeded attempt, in any run, whose cache key is `key`.
+    pub fn cache_hit(&self, key: &str) -> Result<Option<AttemptRow>> {
+        self.row(
+            "looking up the cache",
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts a \
+                 WHERE a.cache_key = ?1 AND a.state = 'succeeded' \
+                 ORDER BY a.ended DESC LIMIT 1"
+            ),
+            [key],
+            AttemptRow::from_row,
+        )
+    }
+
+    /// The most recent succeeded attempt, in any run, of a step instance named `step`.
+    pub fn last_success(&self, step: &str) -> Result<Option<AttemptRow>> {
+        self.row(
+            "finding the last success",
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts a \
+                 WHERE a.step = ?1 AND a.state = 'succeeded' \
+                 ORDER BY a.ended DESC LIMIT 1"
+            ),
+            [step],
+            AttemptRow::from_row,
+        )
+    }
+
+    /// Per (step, attempt, metric key): count, last value, min, max and last x, in step order.
+    pub fn metric_summaries(&self, run: &str, step: Option<&str>) -> Result<Vec<MetricSummary>> {
+        self.rows(
+            "summarising metrics",
+            "SELECT se.step, se.attempt, k.key, se.count, se.last, se.min, se.max, se.last_x \
+             FROM series se \
+             JOIN metric_keys k ON k.id = se.key_id \
+             LEFT JOIN steps st ON st.run = se.run AND st.name = se.step \
+             WHERE se.run = ?1 AND (?2 IS NULL OR se.step = ?2) AND se.count > 0 \
+             ORDER BY st.ord, se.step, se.attempt, k.key",
+            rusqlite::params![run, step],
+            |r| {
+                Ok(MetricSummary {
+                    step: r.get(0)?,
+                    attempt: r.get(1)?,
+                    key: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                    last: nan_if_null(r.get(4)?),
+                    min: nan_if_null(r.get(5)?),
+                    max: nan_if_null(r.get(6)?),
+                    last_x: r.get(7)?,
+                })
+            },
+        )
+    }
+
+    /// The points of metric `key` of one step instance (its latest attempt unless `attempt` is given),
+    /// in the order they were written.
+    pub fn metric_points(
+        &self,
+        run: &str,
+        step: &str,
+        attempt: Option<u32>,
+        key: &str,
+    ) -> Result<Vec<Point>> {
+        let attempt = match attempt {
+            Some(a) => a,
+            None => {
+                let latest = self.row(
+                    "finding the latest attempt",
+                    "SELECT max(attempt) FROM attempts WHERE run = ?1 AND step = ?2",
+                    [run, step],
+                    |r| r.get::<_, Option<u32>>(0),
+                )?;
+                match latest.flatten() {
+                    Some(a) => a,
+                    None => return Ok(Vec::new()),
+                }
+            }
+        };
+        let series = self.row(
+            "finding a metric series",
+            "SELECT se.id FROM series se JOIN metric_keys k ON k.id = se.key_id \
+             WHERE se.run = ?1 AND se.step = ?2 AND se.attempt = ?3 AND k.key = ?4",
+            rusqlite::params![run, step, attempt, key],
+            |r| r.get::<_, i64>(0),
+        )?;
+        let Some(series) = series else {
+            return Ok(Vec::new());
+        };
+        self.rows(
+            "reading metric points",
+            "SELECT p.x, p.epoch, p.time, p.value FROM point_ranges r \
+             JOIN points p ON p.id BETWEEN r.lo AND r.hi \
+             WHERE r.series = ?1 ORDER BY r.lo, p.id",
+            [series],
+            |r| {
+                Ok(Point {
+                    x: r.get(0)?,
+                    epoch: r.get(1)?,
+                    time: r.get(2)?,
+                    value: nan_if_null(r.get(3)?),
+                })
+            },
+        )
+    }
+
+    /// Every metric key recorded for a run (of one step if given), sorted.
+    pub fn metric_keys(&self, run: &str, step: Option<&str>) -> Result<Vec<String>> {
+        self.rows(
+            "listing metric keys",
+            "SELECT DISTINCT k.key FROM series se JOIN metric_keys k ON k.id = se.key_id \
+             WHERE se.run = ?1 AND (?2 IS NULL OR se.step = ?2) AND se.count > 0 ORDER BY k.key",
+            rusqlite::params![run, step],
+            |r| r.get(0),
+        )
+    }
+
+    /// Runs a query that returns many rows, retrying if the database stays busy.
+    fn rows<T, P: Params + Clone>(
+        &self,
+        what: &str,
+        sql: &str,
+        params: P,
+        map: impl Fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        retry_busy(|| {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(self.sql_err(what))?;
+            stmt.query_map(params.clone(), &map)
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<T>>>())
+                .map_err(self.sql_err(what))
+        })
+    }
+
+    /// Runs a query that returns at most one row.
+    fn row<T, P: Params + Clone>(
+        &self,
+        what: &str,
+        sql: &str,
+        params: P,
+        map: impl Fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        retry_busy(|| {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(self.sql_err(what))?;
+            stmt.query_row(params.clone(), &map)
+                .optional()
+                .map_err(self.sql_err(what))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::index::test_support::*;
+    use crate::index::{IndexError, Journal};
+    use crate::runlog::{Event, StepState};
+
+    #[test]
+    fn resolve_run_exact_prefix_ambiguous_latest() {
+        let fx = Fixture::new();
+        let mut ix = fx.index(Journal::Wal);
+        assert!(matches!(ix.resolve_run(None), Err(IndexError::NoRuns)));
+        assert!(matches!(ix.resolve_run(Some("x")), Err(IndexError::NoRuns)));
+        for (ts, id) in [
+            (1.0, "20240101-abc"),
+            (2.0, "20240101-abd"),
+            (3.0, "20240102-x_y"),
+            (4.0, "2024"),
+        ] {
+            fx.new_run(id, ts, &["a"]);
+        }
+        ix.sync_all(&fx.project).unwrap();
+        let ids: Vec<_> = ix.runs().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids,
+            ["2024", "20240102-x_y", "20240101-abd", "20240101-abc"],
+            "newest first"
+        );
+
+        assert_eq!(ix.resolve_run(None).unwrap().id, "2024");
+        assert_eq!(ix.resolve_run(Some("latest")).unwrap().id, "2024");
+        // An exact id wins even though it is also a prefix of others.
+        assert_eq!(ix.resolve_run(Some("2024")).unwrap().id, "2024");
+        assert_eq!(
+            ix.resolve_run(Some("20240101-abc")).unwrap().id,
+            "20240101-abc"
+        );
+        assert_eq!(ix.resolve_run(Some("20240102")).unwrap().id, "20240102-x_y");
+        // `_` is not a wildcard.
+        assert!(matches!(
+            ix.resolve_run(Some("20240102-x%")),
+            Err(IndexError::NoMatch { .. })
+        ));
+        match ix.resolve_run(Some("20240101-ab")) {
+            Err(e @ IndexError::Ambiguous { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("20240101-abc") && msg.contains("20240101-abd"),
+                    "{msg}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            ix.resolve_run(Some("nope")),
+            Err(IndexError::NoMatch { .. })
+        ));
+        assert!(ix.run("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn cache_hit_and_last_success_look_across_runs() {
+        let fx = Fixture::new();
+        let mut ix = fx.index(Journal::Wal);
+        for (i, id) in ["r1", "r2"].into_iter().enumerate() {
+            let run = fx.new_run(id, i as f64, &["train"]);
+            append_event(
+                &run,
+                10.0 + i as f64,
+                Event::Cache {
+                    step: "train".into(),
+                    key: "K".into(),
+                    hit: false,
+                    from: None,
+                    reason: "miss".into(),
+                },
+            );
+            start_attempt(&run, 20.0 + i as f64, "train", 1);
+            end_attempt(&run, 30.0 + i as f64, "train", 1, StepState::Succeeded, 0);
+        }
+        // A later failure with the same key is not a hit.
+        let r3 = fx.new_run("r3", 5.0, &["train"]);
+        append_event(
+            &r3,
+            40.0,
+            Event::Cache {
+                step: "train".into(),
+                key: "K".into(),
+                hit: false,
+                from: None,
+                reason: "miss".into(),
+            },
+        );
+        start_attempt(&r3, 41.0, "train", 1);
+        end_attempt(&r3, 42.0, "train", 1, StepState::Failed, 1);
+        ix.sync_all(&fx.project).unwrap();
+
+        let hit = ix.cache_hit("K").unwrap().unwrap();
+        assert_eq!((hit.run.as_str(), hit.ended), ("r2", Some(31.0)));
+        assert!(ix.cache_hit("other").unwrap().is_none());
+        assert_eq!(ix.last_success("train").unwrap().unwrap().run, "r2");
+        assert!(ix.last_success("eval").unwrap().is_none());
+        assert_eq!(ix.attempts("r3", None).unwrap()[0].state, StepState::Failed);
+        assert!(ix.attempts("r3", Some("eval")).unwrap().is_empty());
+        assert!(
+            ix.metric_points("r3", "eval", None, "loss")
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
