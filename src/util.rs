@@ -43,3 +43,20 @@ pub fn cores() -> usize {
         .map(|n| n.get())
         .unwrap_or(1)
 }
+
+/// A mistake in what the user asked for (bad input or usage): the CLI exits with code 2 on it, not 3.
+#[derive(Debug)]
+pub struct UserError(pub String);
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// Shorthand for returning a [`UserError`] as an eyre report.
+pub fn user_error(msg: impl Into<String>) -> color_eyre::eyre::Report {
+    color_eyre::eyre::Report::new(UserError(msg.into()))
+}

@@ -1,1 +1,102 @@
-//! (being written)
+//! Executors run one attempt of a step somewhere and report how it ended. The engine talks to them through
+//! [`Executor`]; the local one runs a process group on this host (the SLURM one comes with the SLURM issue).
+
+pub mod local;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use local::LocalExecutor;
+
+/// Everything needed to start one attempt.
+#[derive(Clone, Debug)]
+pub struct LaunchSpec {
+    pub run_id: String,
+    pub step: String,
+    pub attempt: u32,
+    /// The bash script (setup, wrap, command) to run under `bash -e -o pipefail`.
+    pub script: String,
+    /// Variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    /// The attempt directory (created by the engine): logs, metrics, exit-code file.
+    pub dir: PathBuf,
+    pub timeout: Option<Duration>,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+    /// Nobody knows: the process vanished without leaving an exit code.
+    Lost(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub step: String,
+    pub attempt: u32,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Launched {
+    pub pid: Option<u32>,
+    pub job_id: Option<String>,
+}
+
+pub trait Executor: Send + Sync {
+    /// Starts an attempt; its end is sent on `done`. Must be called inside a tokio runtime.
+    fn launch(
+        &self,
+        spec: LaunchSpec,
+        done: UnboundedSender<Finished>,
+    ) -> std::io::Result<Launched>;
+
+    /// Stops an attempt: SIGTERM to its whole process group, SIGKILL after a grace period.
+    fn cancel(&self, step: &str, attempt: u32);
+
+    /// Watches an attempt started by an engine that died (a resume): reports its end from the exit-code
+    /// file, or `Lost` if it vanished without one.
+    fn adopt(
+        &self,
+        step: &str,
+        attempt: u32,
+        pid: Option<u32>,
+        dir: &Path,
+        done: UnboundedSender<Finished>,
+    );
+}
+
+/// The exit-code file's contents: a number written by the step's own shell, or `signal:N` written by the
+/// engine when the shell was killed before it could write.
+pub fn read_exit_file(dir: &Path) -> Option<Outcome> {
+    let text = std::fs::read_to_string(dir.join(crate::runlog::paths::EXIT_CODE_FILE)).ok()?;
+    let t = text.trim();
+    if let Some(sig) = t.strip_prefix("signal:") {
+        return sig.parse().ok().map(Outcome::Signaled);
+    }
+    if t == "timeout" {
+        return Some(Outcome::TimedOut);
+    }
+    t.parse().ok().map(Outcome::Exited)
+}
+
+/// Writes the exit-code file unless the step's shell already did.
+pub fn write_exit_file(dir: &Path, outcome: &Outcome) {
+    let path = dir.join(crate::runlog::paths::EXIT_CODE_FILE);
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    if !existing.trim().is_empty() && !matches!(outcome, Outcome::TimedOut) {
+        return;
+    }
+    let text = match outcome {
+        Outcome::Exited(c) => c.to_string(),
+        Outcome::Signaled(s) => format!("signal:{s}"),
+        Outcome::TimedOut => "timeout".to_string(),
+        Outcome::Lost(_) => return,
+    };
+    let _ = std::fs::write(path, format!("{text}\n"));
+}

@@ -139,7 +139,11 @@ pub enum Event {
         steps: Vec<StepInfo>,
     },
     /// An engine took the lease and drives the run from here on.
-    EngineStarted { host: String, pid: u32, generation: u64 },
+    EngineStarted {
+        host: String,
+        pid: u32,
+        generation: u64,
+    },
     /// The engine stopped driving (run finished, lost its lease, or was told to stop).
     EngineStopped {
         host: String,
@@ -152,6 +156,9 @@ pub enum Event {
         state: StepState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// With `pending`: the next attempt must run even if the cache has its result (a re-run).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// The cache decision for a step about to run.
     Cache {
@@ -314,6 +321,7 @@ mod tests {
             step: "a".into(),
             state: StepState::Queued,
             reason: None,
+            force: false,
         })
         .unwrap();
         // A half-written line and a garbage line.

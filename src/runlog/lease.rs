@@ -1,1 +1,312 @@
-//! (being written)
+//! The lease: the one engine that drives a run holds it. Leases are files `lease/<generation>.json`; a new
+//! holder takes the next generation by atomic exclusive creation (safe on NFS v3+ and on local disks), so two
+//! processes that try to take over a dead engine at once cannot both win. The holder rewrites its file as a
+//! heartbeat; a holder that sees a higher generation has lost the run and must stop.
+
+use super::RunDir;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LeaseInfo {
+    pub generation: u64,
+    pub host: String,
+    pub pid: u32,
+    /// Start time of the holder process (from /proc), so a reused pid is not taken for the holder.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    pub acquired: f64,
+    pub heartbeat: f64,
+    /// Set when the holder let go cleanly.
+    #[serde(default)]
+    pub released: bool,
+}
+
+/// How long a heartbeat stays valid. `SORTIE_LEASE_TIMEOUT` (seconds) shortens it for tests.
+pub fn lease_timeout() -> Duration {
+    std::env::var("SORTIE_LEASE_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// How often the holder renews: six renewals per timeout, so a slow NFS write or two does not lose it.
+pub fn heartbeat_interval() -> Duration {
+    lease_timeout() / 6
+}
+
+impl LeaseInfo {
+    /// Whether the holder should be taken as alive now, seen from this host.
+    pub fn is_alive(&self) -> bool {
+        if self.released {
+            return false;
+        }
+        // On the holder's own host the process table is the better witness than the clock.
+        if self.host == crate::util::host() {
+            return process_alive(self.pid, self.pid_start);
+        }
+        let age = crate::util::now() - self.heartbeat;
+        age < lease_timeout().as_secs_f64()
+    }
+
+    pub fn heartbeat_age(&self) -> f64 {
+        (crate::util::now() - self.heartbeat).max(0.0)
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and parentheses).
+fn proc_stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Whether any live (non-zombie) process belongs to process group `pgid`. Zombies do not count: orphans
+/// whose reaper is slow must not make a finished step look alive.
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(proc_stat_fields)
+        .any(|f| {
+            f.first().is_some_and(|s| s != "Z" && s != "X")
+                && f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+        })
+}
+
+/// The start time (clock ticks since boot) of a process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    proc_stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Whether a local process exists (and is the same process, when its start time is known).
+pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
+    let Ok(pid_i) = i32::try_from(pid) else {
+        return false;
+    };
+    let exists = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    };
+    if !exists {
+        return false;
+    }
+    // A killed process whose parent never reaps it (an orphan under a PID 1 that does not reap) is a
+    // zombie: it still answers kill(0) but is dead.
+    if proc_stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z" || s == "X")) {
+        return false;
+    }
+    match (start, process_start_time(pid)) {
+        (Some(want), Some(got)) => want == got,
+        _ => true,
+    }
+}
+
+fn lease_files(run: &RunDir) -> Vec<(u64, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(run.lease_dir()) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(u64, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let generation = name.strip_suffix(".json")?.parse().ok()?;
+            Some((generation, e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The newest lease of a run, if any engine ever held it.
+pub fn current(run: &RunDir) -> Option<LeaseInfo> {
+    let (generation, path) = lease_files(run).pop()?;
+    match std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<LeaseInfo>(&b).ok())
+    {
+        Some(info) => Some(info),
+        // Just created and not written yet: treat as a fresh, live lease of unknown holder.
+        None => Some(LeaseInfo {
+            generation,
+            host: String::new(),
+            pid: 0,
+            pid_start: None,
+            acquired: crate::util::now(),
+            heartbeat: crate::util::now(),
+            released: false,
+        }),
+    }
+}
+
+/// Why a lease could not be taken.
+#[derive(Debug)]
+pub enum LeaseError {
+    /// A live engine holds it.
+    Held(LeaseInfo),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for LeaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseError::Held(i) => write!(
+                f,
+                "the run is driven by a live engine (pid {} on {}, heartbeat {:.0}s ago)",
+                i.pid,
+                i.host,
+                i.heartbeat_age()
+            ),
+            LeaseError::Io(e) => write!(f, "cannot take the run's lease: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LeaseError {}
+
+/// A lease this process holds.
+#[derive(Debug)]
+pub struct Lease {
+    run: RunDir,
+    pub info: LeaseInfo,
+    path: PathBuf,
+}
+
+impl Lease {
+    /// Takes the run's lease unless a live engine holds it.
+    pub fn acquire(run: &RunDir) -> Result<Lease, LeaseError> {
+        std::fs::create_dir_all(run.lease_dir()).map_err(LeaseError::Io)?;
+        for _ in 0..20 {
+            let next = match current(run) {
+                Some(info) if info.is_alive() => return Err(LeaseError::Held(info)),
+                Some(info) => info.generation + 1,
+                None => 1,
+            };
+            let path = run.lease_dir().join(format!("{next}.json"));
+            let pid = std::process::id();
+            let now = crate::util::now();
+            let info = LeaseInfo {
+                generation: next,
+                host: crate::util::host(),
+                pid,
+                pid_start: process_start_time(pid),
+                acquired: now,
+                heartbeat: now,
+                released: false,
+            };
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let body = serde_json::to_vec(&info).map_err(std::io::Error::other);
+                    f.write_all(&body.map_err(LeaseError::Io)?)
+                        .map_err(LeaseError::Io)?;
+                    f.sync_all().map_err(LeaseError::Io)?;
+                    return Ok(Lease {
+                        run: run.clone(),
+                        info,
+                        path,
+                    });
+                }
+                // Somebody else took this generation first: look again.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(LeaseError::Io(e)),
+            }
+        }
+        Err(LeaseError::Io(std::io::Error::other(
+            "lease contention did not settle",
+        )))
+    }
+
+    /// Whether a newer generation exists (another process took over: this one must stop).
+    pub fn lost(&self) -> bool {
+        lease_files(&self.run)
+            .last()
+            .is_some_and(|(g, _)| *g > self.info.generation)
+    }
+
+    /// Renews the heartbeat. Returns false if the lease was lost.
+    pub fn heartbeat(&mut self) -> std::io::Result<bool> {
+        if self.lost() {
+            return Ok(false);
+        }
+        self.info.heartbeat = crate::util::now();
+        self.write()?;
+        Ok(true)
+    }
+
+    /// Lets go cleanly so the next process need not wait for the timeout.
+    pub fn release(mut self) -> std::io::Result<()> {
+        if self.lost() {
+            return Ok(());
+        }
+        self.info.released = true;
+        self.write()
+    }
+
+    fn write(&self) -> std::io::Result<()> {
+        let tmp = self
+            .path
+            .with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&self.info)?)?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_at_a_time_and_takeover_after_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("r1"));
+        let mut a = Lease::acquire(&run).unwrap();
+        assert_eq!(a.info.generation, 1);
+        assert!(matches!(Lease::acquire(&run), Err(LeaseError::Held(_))));
+        assert!(a.heartbeat().unwrap());
+        a.release().unwrap();
+        let b = Lease::acquire(&run).unwrap();
+        assert_eq!(b.info.generation, 2);
+        assert_eq!(current(&run).unwrap().pid, std::process::id());
+    }
+
+    #[test]
+    fn dead_holder_on_this_host_is_taken_over_and_notices() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("r1"));
+        std::fs::create_dir_all(run.lease_dir()).unwrap();
+        // A holder whose pid cannot exist.
+        let dead = LeaseInfo {
+            generation: 4,
+            host: crate::util::host(),
+            pid: u32::MAX / 2,
+            pid_start: None,
+            acquired: 0.0,
+            heartbeat: crate::util::now(),
+            released: false,
+        };
+        std::fs::write(
+            run.lease_dir().join("4.json"),
+            serde_json::to_vec(&dead).unwrap(),
+        )
+        .unwrap();
+        let old = Lease {
+            run: run.clone(),
+            info: dead,
+            path: run.lease_dir().join("4.json"),
+        };
+        let new = Lease::acquire(&run).unwrap();
+        assert_eq!(new.info.generation, 5);
+        assert!(old.lost());
+    }
+}

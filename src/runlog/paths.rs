@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn plain_names_are_kept() {
-        assert_eq!(step_dir_name("train[model=gcn,seed=0]"), "train[model=gcn,seed=0]");
+        assert_eq!(
+            step_dir_name("train[model=gcn,seed=0]"),
+            "train[model=gcn,seed=0]"
+        );
         assert_eq!(step_dir_name("prepare"), "prepare");
     }
 

@@ -1,0 +1,197 @@
+//! `sortie status` and `sortie runs`: read from this host's index after bringing it up to date.
+
+use super::{EXIT_OK, open_index, resolve_run};
+use crate::index::{RunRow, StepRow};
+use crate::runlog::{Project, RunDir, RunState, lease};
+use clap::Args;
+use color_eyre::eyre::Result;
+use serde_json::json;
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The run (id, prefix or `latest`; default latest).
+    pub run: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Local time of a Unix timestamp, for tables.
+pub fn local_time(ts: f64) -> String {
+    chrono::DateTime::from_timestamp(ts as i64, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A short human duration: `4.2s`, `3m12s`, `2h05m`.
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0);
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+/// Who drives the run now, as the files tell it.
+fn engine_json(run: &RunRow) -> serde_json::Value {
+    match lease::current(&RunDir::new(run.dir.clone())) {
+        Some(l) => json!({
+            "host": l.host, "pid": l.pid, "alive": l.is_alive(),
+            "heartbeat_age_s": (l.heartbeat_age() * 10.0).round() / 10.0,
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
+fn engine_text(run: &RunRow) -> String {
+    match lease::current(&RunDir::new(run.dir.clone())) {
+        Some(l) if l.is_alive() => format!("engine pid {} on {}", l.pid, l.host),
+        _ if run.state == RunState::Running => format!(
+            "no live engine (it died): `sortie resume {}` takes over",
+            run.id
+        ),
+        _ => "no engine".into(),
+    }
+}
+
+fn step_json(s: &StepRow) -> serde_json::Value {
+    json!({
+        "name": s.name, "step": s.group, "params": s.params, "state": s.state,
+        "attempts": s.attempts, "exit_code": s.exit_code, "signal": s.signal,
+        "reason": s.reason, "started": s.started, "ended": s.ended,
+        "dir": s.dir, "job_id": s.job_id,
+    })
+}
+
+pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
+    let mut index = open_index(project)?;
+    let run = resolve_run(project, &mut index, a.run.as_deref())?;
+    let steps = index
+        .steps(&run.id)
+        .map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    if a.json {
+        let out = json!({
+            "run": run.id, "state": run.state, "pipeline": run.pipeline, "file": run.file,
+            "created": run.created, "ended": run.ended, "host": run.host,
+            "engine": engine_json(&run),
+            "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(EXIT_OK);
+    }
+    let end = run.ended.unwrap_or_else(crate::util::now);
+    println!(
+        "run {}  {}  {} {}  started {}  {}",
+        run.id,
+        run.pipeline,
+        state_glyph(run.state),
+        run.state,
+        local_time(run.created),
+        duration(end - run.created)
+    );
+    println!("  {}", engine_text(&run));
+    let width = steps
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .min(60);
+    for s in &steps {
+        let took = match (s.started, s.ended) {
+            (Some(b), Some(e)) => duration(e - b),
+            (Some(b), None) => duration(crate::util::now() - b),
+            _ => String::new(),
+        };
+        let tries = match s.attempts {
+            0 => String::new(),
+            1 => "1 attempt".into(),
+            n => format!("{n} attempts"),
+        };
+        let reason = s
+            .reason
+            .as_deref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default();
+        println!(
+            "  {} {:<9} {:<width$}  {:>10}  {:>8}{reason}",
+            s.state.glyph(),
+            s.state.as_str(),
+            s.name,
+            tries,
+            took,
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn state_glyph(s: RunState) -> char {
+    match s {
+        RunState::Running => '▶',
+        RunState::Succeeded => '✓',
+        RunState::Failed => '✗',
+        RunState::Cancelled => '⊘',
+    }
+}
+
+pub fn runs(project: &Project, a: &RunsArgs) -> Result<i32> {
+    let mut index = open_index(project)?;
+    index
+        .sync_all(project)
+        .map_err(|e| color_eyre::eyre::eyre!("cannot update the index: {e}"))?;
+    let runs = index.runs().map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    if a.json {
+        let out: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                json!({
+                    "run": r.id, "state": r.state, "pipeline": r.pipeline, "created": r.created,
+                    "ended": r.ended, "steps_total": r.steps_total, "steps_done": r.steps_done,
+                    "steps_failed": r.steps_failed, "dir": r.dir,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(EXIT_OK);
+    }
+    if runs.is_empty() {
+        println!(
+            "no runs in {} yet: start one with `sortie run` (or try `sortie demo`)",
+            project.root.display()
+        );
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "{:<8} {:<20} {:<11} {:>9}  {:<19}  {:>8}",
+        "RUN", "PIPELINE", "STATE", "STEPS", "STARTED", "DURATION"
+    );
+    for r in &runs {
+        let end = r.ended.unwrap_or_else(crate::util::now);
+        println!(
+            "{:<8} {:<20} {} {:<9} {:>9}  {:<19}  {:>8}",
+            r.id,
+            r.pipeline.chars().take(20).collect::<String>(),
+            state_glyph(r.state),
+            r.state.as_str(),
+            format!("{}/{}", r.steps_done, r.steps_total),
+            local_time(r.created),
+            duration(end - r.created)
+        );
+    }
+    Ok(EXIT_OK)
+}
