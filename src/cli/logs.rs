@@ -64,7 +64,15 @@ pub fn logs(project: &Project, a: LogsArgs) -> Result<i32> {
     };
     let mut index = open_index(project)?;
     let run = resolve_run(project, &mut index, run_spec)?;
-    let row = find_step(&index, &run.id, step)?;
+    let mut row = find_step(&index, &run.id, step)?;
+    // Following a step that has not started yet waits for it to start (or to end without running).
+    while a.follow && a.attempt.is_none() && row.attempts == 0 && !row.state.is_final() {
+        std::thread::sleep(Duration::from_millis(250));
+        index
+            .sync_run(&RunDir::new(run.dir.clone()))
+            .map_err(|e| eyre!("cannot update the index: {e}"))?;
+        row = find_step(&index, &run.id, step)?;
+    }
     let attempt = a.attempt.unwrap_or(row.attempts);
     if attempt == 0 {
         return Err(user_error(format!(

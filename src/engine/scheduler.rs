@@ -87,7 +87,11 @@ struct Engine {
 /// Drives `run` until it finishes (or the lease is lost). Returns the run's final state.
 pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Result<RunState> {
     let plan = load_plan(run)?;
-    let lease = Lease::acquire(run).map_err(|e| eyre!("run {}: {e}", run.id()))?;
+    let lease = Lease::acquire(run).map_err(|e| match e {
+        // Another engine won the run (e.g. two resumes at once): a usage matter, not a fault.
+        lease::LeaseError::Held(_) => crate::util::user_error(format!("run {}: {e}", run.id())),
+        lease::LeaseError::Io(_) => eyre!("run {}: {e}", run.id()),
+    })?;
     let index = Index::open_project(project).map_err(|e| eyre!("cannot open the index: {e}"))?;
     let index = IndexWorker::spawn(index);
     let project2 = project.clone();

@@ -9,6 +9,7 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -23,10 +24,15 @@ pub fn kill_grace() -> Duration {
         .unwrap_or(Duration::from_secs(10))
 }
 
+struct Attempt {
+    pgid: i32,
+    cancelled: Arc<AtomicBool>,
+}
+
 #[derive(Default)]
 pub struct LocalExecutor {
-    /// Process-group ids of live attempts.
-    groups: Arc<Mutex<HashMap<(String, u32), i32>>>,
+    /// Live attempts: their process-group id, and whether a cancel was asked for.
+    groups: Arc<Mutex<HashMap<(String, u32), Attempt>>>,
 }
 
 impl LocalExecutor {
@@ -35,14 +41,25 @@ impl LocalExecutor {
     }
 }
 
-/// The file the attempt runs: the step's script behind a trap that records its exit code. Kept in the attempt
-/// dir so a user can read exactly what ran.
+/// The file the attempt runs: the step's script behind traps that record how it ended. A normal exit writes
+/// its status; a terminating signal writes `signal:N` and then re-raises it, so neither the engine nor a
+/// later one that adopts the step can take a killed step for a success. Kept in the attempt dir so a user
+/// can read exactly what ran. The header uses Rust's escaped form of the names: a newline in a matrix
+/// value must never become a line of the script.
 fn command_file(spec: &LaunchSpec) -> String {
-    format!(
-        "# sortie: run {} step {} attempt {}\n\
-         trap 'printf \"%s\\n\" \"$?\" > \"$SORTIE_STEP_DIR/exit_code\"' EXIT\n{}",
-        spec.run_id, spec.step, spec.attempt, spec.script
-    )
+    let mut s = format!(
+        "# sortie: run {:?} step {:?} attempt {}\n",
+        spec.run_id, spec.step, spec.attempt
+    );
+    s.push_str("__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; }\n");
+    s.push_str("trap '__sortie_exit \"$?\"' EXIT\n");
+    for (sig, n) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
+        s.push_str(&format!(
+            "trap '__sortie_exit signal:{n}; trap - EXIT {sig}; kill -{sig} $$' {sig}\n"
+        ));
+    }
+    s.push_str(&spec.script);
+    s
 }
 
 fn group_exists(pgid: i32) -> bool {
@@ -98,7 +115,14 @@ impl Executor for LocalExecutor {
         let pid = child.id().unwrap_or(0);
         let pgid = pid as i32;
         let key = (spec.step.clone(), spec.attempt);
-        self.groups.lock().unwrap().insert(key.clone(), pgid);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        self.groups.lock().unwrap().insert(
+            key.clone(),
+            Attempt {
+                pgid,
+                cancelled: cancelled.clone(),
+            },
+        );
         let groups = self.groups.clone();
         let timeout = spec.timeout;
         let dir = spec.dir.clone();
@@ -126,6 +150,11 @@ impl Executor for LocalExecutor {
                 }
                 Some(Err(e)) => Outcome::Lost(format!("wait failed: {e}")),
             };
+            // A cancelled step is over only when its whole group is: grandchildren that ignore SIGTERM
+            // get their SIGKILL before the engine reports the end (and perhaps exits).
+            if cancelled.load(Ordering::SeqCst) && group_exists(pgid) {
+                terminate_group(pgid).await;
+            }
             super::write_exit_file(&dir, &outcome);
             groups.lock().unwrap().remove(&key);
             let _ = done.send(Finished {
@@ -146,7 +175,10 @@ impl Executor for LocalExecutor {
             .lock()
             .unwrap()
             .get(&(step.to_string(), attempt))
-            .copied();
+            .map(|a| {
+                a.cancelled.store(true, Ordering::SeqCst);
+                a.pgid
+            });
         if let Some(pgid) = pgid {
             tokio::spawn(terminate_group(pgid));
         }
@@ -162,8 +194,15 @@ impl Executor for LocalExecutor {
     ) {
         let key = (step.to_string(), attempt);
         let pgid = pid.map(|p| p as i32).filter(|p| *p > 0);
+        let cancelled = Arc::new(AtomicBool::new(false));
         if let Some(p) = pgid {
-            self.groups.lock().unwrap().insert(key.clone(), p);
+            self.groups.lock().unwrap().insert(
+                key.clone(),
+                Attempt {
+                    pgid: p,
+                    cancelled: cancelled.clone(),
+                },
+            );
         }
         let groups = self.groups.clone();
         let dir = dir.to_path_buf();
@@ -172,16 +211,21 @@ impl Executor for LocalExecutor {
                 if let Some(o) = super::read_exit_file(&dir) {
                     break o;
                 }
-                let alive = pgid.is_some_and(group_exists);
-                if !alive {
+                if !pgid.is_some_and(group_exists) {
                     // The exit file may land just as the group goes away.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     break super::read_exit_file(&dir).unwrap_or_else(|| {
                         Outcome::Lost("the process ended while no engine watched it".into())
                     });
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
             };
+            // As for our own children: a cancelled step is over only when its whole group is.
+            if let Some(p) = pgid.filter(|_| cancelled.load(Ordering::SeqCst))
+                && group_exists(p)
+            {
+                terminate_group(p).await;
+            }
             groups.lock().unwrap().remove(&key);
             let _ = done.send(Finished {
                 step: key.0,
