@@ -1,0 +1,34 @@
+//! The SLURM client: one typed [`Job`] model, decoders for every `--json` dialect from Slurm 21.08
+//! (v0.0.37) to 26.05 (v0.0.45) and for the text fallback formats, and two [`SlurmBackend`]s: the
+//! commands ([`CliBackend`]) and slurmrestd ([`RestBackend`]). See `docs/slurm.md`.
+//!
+//! - `model`: [`Job`], [`JobState`] (every state code, unknown ones kept), [`Partition`].
+//! - `decode`: bytes → jobs; JSON picks its dialect from `meta`, text parses `\x1F`-separated rows.
+//! - `scontrol`: `scontrol show job -o` details and `sinfo` capacity.
+//! - `paths`: `%j`/`%A`/`%a`/`%x`/... expansion of output file patterns.
+//! - `error`: [`SlurmError`], classified into transient / submit-limit / invalid-job / failed.
+//! - `process`: running a command with a timeout (behind a trait for tests).
+//! - `backend`, `cli_backend`, `rest_backend`: the trait and its implementations.
+
+pub mod backend;
+pub mod cli_backend;
+pub mod decode;
+pub mod error;
+pub mod model;
+pub mod paths;
+pub mod process;
+pub mod rest_backend;
+pub mod scontrol;
+
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod live_tests;
+
+pub use backend::{HistoryQuery, JobQuery, SlurmBackend};
+pub use cli_backend::{CliBackend, CliConfig, JsonPolicy};
+pub use decode::{DecodeError, Dialect, JobList};
+pub use error::SlurmError;
+pub use model::{Job, JobState, Partition, StateClass};
+pub use rest_backend::{RestBackend, RestConfig};
+pub use scontrol::JobDetails;
