@@ -10,4 +10,6 @@ pub mod index;
 pub mod metrics;
 pub mod pipeline;
 pub mod runlog;
+pub mod slurm;
+pub mod tui;
 pub mod util;

@@ -60,3 +60,19 @@ impl std::error::Error for UserError {}
 pub fn user_error(msg: impl Into<String>) -> color_eyre::eyre::Report {
     color_eyre::eyre::Report::new(UserError(msg.into()))
 }
+
+/// A short human duration: `4.2s`, `3m12s`, `2h05m`.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0);
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}

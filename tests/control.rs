@@ -770,3 +770,18 @@ fn rerun_uses_the_plan_frozen_in_the_run() {
     p.sortie(&["run"]).ok();
     assert_eq!(p.lines("out.txt"), ["v1", "v1", "v2"]);
 }
+
+#[test]
+fn rerun_of_a_failed_step_unblocks_its_dependents() {
+    let p = Project::with_pipeline(RETRY);
+    p.sortie(&["run"]).expect_code(1);
+    let run = p.only_run();
+    assert_eq!(step_of(&p.status(Some(&run)), "c")["state"], "blocked");
+    std::fs::write(p.path("fixed"), "").unwrap();
+    // Re-running only b (no --downstream) must still let c, blocked by b, run once b succeeds.
+    p.sortie(&["rerun", &run, "b"]).ok();
+    let st = p.status(Some(&run));
+    assert_eq!(st["state"], "succeeded", "{st}");
+    assert_eq!(step_of(&st, "c")["state"], "succeeded");
+    assert_eq!(attempts(&st, "c"), 1);
+}

@@ -41,6 +41,9 @@ pub struct DemoArgs {
     /// Only copy the files; do not run.
     #[arg(long)]
     pub no_run: bool,
+    /// Run in the foreground with progress lines instead of opening the TUI.
+    #[arg(long)]
+    pub no_tui: bool,
     /// Steps at once.
     #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
@@ -75,7 +78,7 @@ pub fn copy_demo(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn demo(a: DemoArgs) -> Result<i32> {
+pub fn demo(a: DemoArgs, read_only: bool, theme: Option<String>) -> Result<i32> {
     let dir = match a.dir {
         Some(d) => d,
         None => fresh_dir(Path::new("sortie-demo")),
@@ -90,6 +93,24 @@ pub fn demo(a: DemoArgs) -> Result<i32> {
         crate::pipeline::load(&dir.join("sortie.toml")).map_err(color_eyre::eyre::Report::new)?;
     let project = Project::new(dir.clone());
     let run = create_run(&project, &plan, &Force::None)?;
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() && !a.no_tui {
+        // On a terminal: the engine runs in the background and the TUI watches it; quitting the TUI
+        // leaves the run going.
+        crate::engine::detach::spawn_detached(&run, a.jobs, false)?;
+        let opts = crate::tui::TuiOptions {
+            read_only,
+            theme,
+            run: Some(run.id()),
+        };
+        let code = crate::tui::run(project, opts)?;
+        super::say!(
+            "the demo run {} goes on in the background: cd {} && sortie",
+            run.id(),
+            dir.display()
+        );
+        return Ok(code);
+    }
     super::say!(
         "run {} ({}, {} steps)",
         run.id(),

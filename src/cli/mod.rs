@@ -48,6 +48,14 @@ pub struct Cli {
     )]
     pub project: Option<PathBuf>,
 
+    /// In the TUI: disable every action that changes a run or a job.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
+    /// TUI theme (dark, light, high-contrast, colour-blind, or one of yours).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -150,8 +158,17 @@ fn project(cli_project: &Option<PathBuf>) -> crate::runlog::Project {
 
 fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
     let Some(command) = cli.command else {
-        // The TUI lands here later; until then, show the project's runs.
-        return status::runs(&project(&cli.project), &status::RunsArgs { json: false });
+        use std::io::IsTerminal;
+        // The full-screen app needs a terminal; piped, show the runs as a table instead.
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return status::runs(&project(&cli.project), &status::RunsArgs { json: false });
+        }
+        let opts = crate::tui::TuiOptions {
+            read_only: cli.read_only,
+            theme: cli.theme.clone(),
+            run: None,
+        };
+        return crate::tui::run(project(&cli.project), opts);
     };
     match command {
         Command::Run(a) => run::run(&cli.project, a),
@@ -171,7 +188,7 @@ fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
             clap_complete::generate(shell, &mut Cli::command(), "sortie", &mut std::io::stdout());
             Ok(EXIT_OK)
         }
-        Command::Demo(a) => demo::demo(a),
+        Command::Demo(a) => demo::demo(a, cli.read_only, cli.theme.clone()),
     }
 }
 

@@ -6,9 +6,8 @@ use crate::pipeline::ExecutorKind;
 use crate::runlog::{Project, RunDir};
 use crate::util::user_error;
 use clap::Args;
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -114,16 +113,7 @@ pub fn run(project_arg: &Option<PathBuf>, a: RunArgs) -> Result<i32> {
     Ok(exit_for(state))
 }
 
-/// The project a run directory belongs to: `<root>/.sortie/runs/<id>`.
-pub fn project_of(run: &RunDir) -> Project {
-    let root = run
-        .path
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."));
-    Project::new(root.to_path_buf())
-}
+pub use crate::engine::detach::{project_of, spawn_detached};
 
 pub fn engine(a: EngineArgs) -> Result<i32> {
     let run = RunDir::new(
@@ -138,60 +128,4 @@ pub fn engine(a: EngineArgs) -> Result<i32> {
     };
     let state = runtime()?.block_on(drive(&project, &run, opts))?;
     Ok(exit_for(state))
-}
-
-/// Starts `sortie engine RUN_DIR` in a new session (no controlling terminal, so no SIGHUP when the SSH
-/// session ends), its output in the run's `engine.log`. Waits until it holds the lease.
-pub fn spawn_detached(run: &RunDir, jobs: Option<u32>, fail_fast: bool) -> Result<u32> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().wrap_err("cannot find the sortie executable")?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.engine_log())
-        .wrap_err_with(|| format!("cannot open {}", run.engine_log().display()))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("engine").arg(&run.path);
-    if let Some(j) = jobs {
-        cmd.arg("-j").arg(j.to_string());
-    }
-    if fail_fast {
-        cmd.arg("--fail-fast");
-    }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().wrap_err("cannot start the background engine")?;
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(l) = crate::runlog::lease::current(run)
-            && l.pid == pid
-        {
-            // Reap it later from nobody: the engine outlives us; dropping the handle leaves it running.
-            return Ok(pid);
-        }
-        if let Some(status) = child.try_wait()? {
-            let tail = std::fs::read_to_string(run.engine_log()).unwrap_or_default();
-            let last = tail.lines().last().unwrap_or("").to_string();
-            return Err(eyre!(
-                "the background engine exited at once ({status}): {last} (see {})",
-                run.engine_log().display()
-            ));
-        }
-        if Instant::now() > deadline {
-            return Err(eyre!(
-                "the background engine did not take the run's lease within 15 s (see {})",
-                run.engine_log().display()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -32,21 +32,7 @@ pub fn local_time(ts: f64) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// A short human duration: `4.2s`, `3m12s`, `2h05m`.
-pub fn duration(secs: f64) -> String {
-    let s = secs.max(0.0);
-    if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (s / 3600.0) as u64,
-            ((s % 3600.0) / 60.0) as u64
-        )
-    }
-}
+use crate::util::human_duration as duration;
 
 /// Who drives the run now, as the files tell it.
 fn engine_json(run: &RunRow) -> serde_json::Value {

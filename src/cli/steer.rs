@@ -2,8 +2,8 @@
 //! file and answers in the run's log; a run nobody drives is taken over by this process, which then answers
 //! the same request itself.
 
-use super::run::{project_of, spawn_detached};
 use super::{EXIT_OK, EXIT_USAGE, exit_for, open_index, resolve_run, runtime};
+use crate::engine::detach::{log_len, project_of, spawn_detached, wait_answer};
 use crate::engine::{DriveOptions, ProgressMode, drive};
 use crate::runlog::control::{self, Request};
 use crate::runlog::events::{Event, read_from};
@@ -11,7 +11,7 @@ use crate::runlog::{Project, RunDir, RunState, lease};
 use crate::util::user_error;
 use clap::Args;
 use color_eyre::eyre::Result;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct CancelArgs {
@@ -54,61 +54,12 @@ fn locate(project: &Project, spec: Option<&str>) -> Result<(RunDir, RunState)> {
     Ok((RunDir::new(row.dir.clone()), row.state))
 }
 
-/// Waits for the engine's answer to request `id`. `None` if the engine died before answering.
-fn wait_answer(run: &RunDir, id: &str, from: u64) -> Option<(bool, String)> {
-    let mut offset = from;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(batch) = read_from(&run.events(), offset) {
-            offset = batch.offset;
-            for r in batch.records {
-                if let Event::Request {
-                    id: rid,
-                    ok,
-                    message,
-                    ..
-                } = r.event
-                    && rid == id
-                {
-                    return Some((ok, message));
-                }
-            }
-        }
-        if !lease::current(run).is_some_and(|l| l.is_alive()) {
-            // One more look: it may have answered just before it stopped.
-            if let Ok(batch) = read_from(&run.events(), offset) {
-                for r in batch.records {
-                    if let Event::Request {
-                        id: rid,
-                        ok,
-                        message,
-                        ..
-                    } = r.event
-                        && rid == id
-                    {
-                        return Some((ok, message));
-                    }
-                }
-            }
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
-fn events_len(run: &RunDir) -> u64 {
-    std::fs::metadata(run.events())
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
 /// Sends `req` to the run's engine, or drives the run here when nobody does.
 fn steer(run: &RunDir, req: Request, detach: bool) -> Result<i32> {
-    let from = events_len(run);
+    let from = log_len(run);
     let id = control::submit(run, req)?;
     if lease::current(run).is_some_and(|l| l.is_alive())
-        && let Some((ok, message)) = wait_answer(run, &id, from)
+        && let Some((ok, message)) = wait_answer(run, &id, from, Duration::from_secs(30))
     {
         {
             let who = lease::current(run)
@@ -124,7 +75,7 @@ fn steer(run: &RunDir, req: Request, detach: bool) -> Result<i32> {
     // Nobody drives the run: take it over; the engine answers the request first thing.
     if detach {
         let pid = spawn_detached(run, None, false)?;
-        return match wait_answer(run, &id, from) {
+        return match wait_answer(run, &id, from, Duration::from_secs(30)) {
             Some((true, m)) => {
                 super::say!("{m} (engine pid {pid}, in the background)");
                 Ok(EXIT_OK)

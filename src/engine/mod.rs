@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod create;
+pub mod detach;
 pub mod progress;
 pub mod scheduler;
 

@@ -418,6 +418,21 @@ impl Engine {
                     self.set_state(i, StepState::Pending, Some("re-run requested".into()), true)
                         .map_err(io)?;
                 }
+                // Steps blocked only because of what is re-run now may run again when it succeeds.
+                let group = self.plan.instances[targets[0]].group.clone();
+                for g in self.plan.downstream_groups(&group) {
+                    for i in self.members.get(&g).cloned().unwrap_or_default() {
+                        if self.slots[i].state == StepState::Blocked {
+                            self.set_state(
+                                i,
+                                StepState::Pending,
+                                Some("upstream re-run".into()),
+                                false,
+                            )
+                            .map_err(io)?;
+                        }
+                    }
+                }
                 Ok(format!("re-running {} step instance(s)", targets.len()))
             }
         }

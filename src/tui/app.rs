@@ -1,0 +1,878 @@
+//! The model and its `update`: the only place actions get meaning. Drawing reads this model and never
+//! changes it; effects that touch the world (request files, launching an engine, the clipboard) are
+//! returned to the event loop, which runs them off the UI thread.
+
+use super::action::{Action, Pane, complete_command};
+use super::data::{LogTail, Snapshot, Watch};
+use crate::index::StepRow;
+use crate::runlog::control::Request;
+use crate::runlog::{RunState, StepState};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Something for the event loop to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Steer a run (a request file, or take it over when no engine drives it).
+    Request {
+        run_dir: PathBuf,
+        request: Request,
+    },
+    /// Start a pipeline file in the background.
+    Launch(PathBuf),
+    /// Copy text to the clipboard with OSC 52.
+    Yank(String),
+    /// Tell the data thread what is on screen.
+    Watch(Watch),
+    Bell,
+}
+
+/// A row of the DAG view: a step group, or one instance of an expanded group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DagRow {
+    Group {
+        name: String,
+        depth: usize,
+        needs: Vec<String>,
+        /// Indices into `App::snapshot.steps`.
+        members: Vec<usize>,
+        matrix: bool,
+        expanded: bool,
+    },
+    Instance {
+        step: usize,
+        depth: usize,
+    },
+}
+
+/// What a pending confirmation will do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Confirm {
+    pub message: String,
+    pub effect: Effect,
+}
+
+/// Text entry overlays.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Command(String),
+    Filter(String),
+    LaunchFile(String),
+    LogSearch(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Overlay {
+    Help,
+    Confirm(Confirm),
+    Input(Input),
+    Finder(super::finder::FinderState),
+}
+
+/// Which list of the Runs pane has the selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunsFocus {
+    Runs,
+    Dag,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsView {
+    pub smoothing: f64,
+    pub log_y: bool,
+    pub x_mode: crate::tui::chart::XMode,
+    pub show_raw: bool,
+    /// Cursor position as a fraction of the x range, when shown.
+    pub cursor: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct LogsView {
+    pub tail: Option<LogTail>,
+    pub wrap: bool,
+    pub follow: bool,
+    /// Lines scrolled up from the end (when not following).
+    pub scroll: usize,
+    pub search: Option<String>,
+    pub stderr: bool,
+}
+
+pub struct App {
+    pub snapshot: Snapshot,
+    pub focus: Pane,
+    pub runs_focus: RunsFocus,
+    pub run_sel: usize,
+    pub dag_sel: usize,
+    pub expanded: BTreeSet<String>,
+    pub dag: Vec<DagRow>,
+    pub filter: String,
+    pub metrics: MetricsView,
+    pub logs: LogsView,
+    /// The step whose logs are shown (and is watched by the data thread).
+    pub log_step: Option<String>,
+    pub overlay: Option<Overlay>,
+    /// A one-line message for the footer, with when it was set.
+    pub status: Option<(String, Instant)>,
+    pub data_error: Option<String>,
+    pub data_at: Option<Instant>,
+    pub read_only: bool,
+    pub quit: bool,
+    pub watch: Watch,
+    /// The metric the user picked (the data thread falls back to the first one).
+    pub metric_choice: Option<String>,
+    pub cluster: bool,
+    pub theme_name: String,
+    pub config_warnings: Vec<String>,
+    /// Shown in the header.
+    pub user: String,
+}
+
+impl App {
+    pub fn new(read_only: bool) -> App {
+        App {
+            snapshot: Snapshot::default(),
+            focus: Pane::Runs,
+            runs_focus: RunsFocus::Runs,
+            run_sel: 0,
+            dag_sel: 0,
+            expanded: BTreeSet::new(),
+            dag: Vec::new(),
+            filter: String::new(),
+            metrics: MetricsView {
+                smoothing: 0.6,
+                log_y: false,
+                x_mode: crate::tui::chart::XMode::Step,
+                show_raw: true,
+                cursor: None,
+            },
+            logs: LogsView {
+                follow: true,
+                ..Default::default()
+            },
+            log_step: None,
+            overlay: None,
+            status: None,
+            data_error: None,
+            data_at: None,
+            read_only,
+            quit: false,
+            watch: Watch::default(),
+            metric_choice: None,
+            cluster: false,
+            theme_name: "dark".into(),
+            config_warnings: Vec::new(),
+            user: crate::util::user(),
+        }
+    }
+
+    /// Runs shown in the runs list (after the filter).
+    pub fn visible_runs(&self) -> Vec<usize> {
+        let f = self.filter.to_lowercase();
+        (0..self.snapshot.runs.len())
+            .filter(|&i| {
+                let r = &self.snapshot.runs[i];
+                f.is_empty()
+                    || r.id.contains(&f)
+                    || r.pipeline.to_lowercase().contains(&f)
+                    || r.state.as_str().contains(&f)
+            })
+            .collect()
+    }
+
+    pub fn selected_run(&self) -> Option<&crate::index::RunRow> {
+        let v = self.visible_runs();
+        v.get(self.run_sel).map(|&i| &self.snapshot.runs[i])
+    }
+
+    /// The step instance under the DAG cursor (an instance row, or a one-instance group).
+    pub fn selected_step(&self) -> Option<&StepRow> {
+        match self.dag.get(self.dag_sel)? {
+            DagRow::Instance { step, .. } => self.snapshot.steps.get(*step),
+            DagRow::Group { members, .. } if members.len() == 1 => {
+                self.snapshot.steps.get(members[0])
+            }
+            _ => None,
+        }
+    }
+
+    /// The selected group's name (for a group row), or the selected instance's name.
+    pub fn selected_step_name(&self) -> Option<String> {
+        match self.dag.get(self.dag_sel)? {
+            DagRow::Instance { step, .. } => self.snapshot.steps.get(*step).map(|s| s.name.clone()),
+            DagRow::Group { name, members, .. } => {
+                if members.len() == 1 {
+                    self.snapshot.steps.get(members[0]).map(|s| s.name.clone())
+                } else {
+                    Some(name.clone())
+                }
+            }
+        }
+    }
+
+    /// Takes in new data, keeping the selection on the same run and step when they still exist.
+    pub fn on_snapshot(&mut self, snap: Snapshot) -> Vec<Effect> {
+        let keep_run = self.selected_run().map(|r| r.id.clone());
+        let keep_step = self.selected_step_name();
+        self.snapshot = snap;
+        self.data_at = Some(Instant::now());
+        if let Some(id) = keep_run {
+            let v = self.visible_runs();
+            if let Some(p) = v.iter().position(|&i| self.snapshot.runs[i].id == id) {
+                self.run_sel = p;
+            }
+        }
+        self.clamp_runs();
+        self.rebuild_dag();
+        if let Some(name) = keep_step
+            && let Some(p) = self.dag.iter().position(|r| self.row_name(r) == name)
+        {
+            self.dag_sel = p;
+        }
+        self.dag_sel = self.dag_sel.min(self.dag.len().saturating_sub(1));
+        self.sync_watch()
+    }
+
+    pub fn on_log(&mut self, tail: LogTail) {
+        self.logs.tail = Some(tail);
+    }
+
+    fn row_name(&self, r: &DagRow) -> String {
+        match r {
+            DagRow::Group { name, .. } => name.clone(),
+            DagRow::Instance { step, .. } => self
+                .snapshot
+                .steps
+                .get(*step)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn clamp_runs(&mut self) {
+        let n = self.visible_runs().len();
+        self.run_sel = self.run_sel.min(n.saturating_sub(1));
+    }
+
+    /// Lays the selected run's steps out as groups by depth (longest path from a root), instances under
+    /// expanded groups.
+    pub fn rebuild_dag(&mut self) {
+        let steps = &self.snapshot.steps;
+        let mut groups: Vec<(String, Vec<String>, Vec<usize>, bool)> = Vec::new();
+        for (i, s) in steps.iter().enumerate() {
+            match groups.iter_mut().find(|g| g.0 == s.group) {
+                Some(g) => g.2.push(i),
+                None => groups.push((s.group.clone(), s.needs.clone(), vec![i], s.name != s.group)),
+            }
+        }
+        let mut depth: std::collections::HashMap<String, usize> = Default::default();
+        // Steps arrive in topological order, so one pass settles every depth.
+        for g in &groups {
+            let d =
+                g.1.iter()
+                    .filter_map(|n| depth.get(n))
+                    .map(|d| d + 1)
+                    .max()
+                    .unwrap_or(0);
+            depth.insert(g.0.clone(), d);
+        }
+        let mut rows = Vec::new();
+        for (name, needs, members, matrix) in groups {
+            let d = depth[&name];
+            let expanded = matrix && self.expanded.contains(&name);
+            rows.push(DagRow::Group {
+                name,
+                depth: d,
+                needs,
+                members: members.clone(),
+                matrix,
+                expanded,
+            });
+            if expanded {
+                for m in members {
+                    rows.push(DagRow::Instance { step: m, depth: d });
+                }
+            }
+        }
+        self.dag = rows;
+    }
+
+    /// Keeps the data thread watching what is on screen.
+    fn sync_watch(&mut self) -> Vec<Effect> {
+        let w = Watch {
+            run: self.selected_run().map(|r| r.id.clone()),
+            step: self.log_step.clone(),
+            stderr: self.logs.stderr,
+            metric: self.metric_choice.clone().or(self.snapshot.metric.clone()),
+        };
+        if w != self.watch {
+            self.watch = w.clone();
+            return vec![Effect::Watch(w)];
+        }
+        Vec::new()
+    }
+
+    pub fn set_status(&mut self, msg: impl Into<String>) {
+        self.status = Some((msg.into(), Instant::now()));
+    }
+
+    fn move_sel(&mut self, delta: isize) {
+        match self.focus {
+            Pane::Runs => match self.runs_focus {
+                RunsFocus::Runs => {
+                    let n = self.visible_runs().len();
+                    self.run_sel = step_index(self.run_sel, delta, n);
+                    self.dag_sel = 0;
+                    self.expanded.clear();
+                    self.rebuild_dag();
+                }
+                RunsFocus::Dag => self.dag_sel = step_index(self.dag_sel, delta, self.dag.len()),
+            },
+            Pane::Logs => {
+                self.logs.follow = false;
+                self.logs.scroll = (self.logs.scroll as isize - delta).max(0) as usize;
+                if self.logs.scroll == 0 && delta > 0 {
+                    self.logs.follow = true;
+                }
+            }
+            Pane::Metrics => {
+                let keys = &self.snapshot.metric_keys;
+                if !keys.is_empty() {
+                    let cur = self
+                        .snapshot
+                        .metric
+                        .as_ref()
+                        .and_then(|m| keys.iter().position(|k| k == m))
+                        .unwrap_or(0);
+                    let next = step_index(cur, delta, keys.len());
+                    self.metric_choice = Some(keys[next].clone());
+                    self.snapshot.metric = Some(keys[next].clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks before a destructive action, naming exactly what it touches.
+    fn confirm(&mut self, message: String, effect: Effect) {
+        if self.read_only {
+            self.set_status("read-only: actions that change runs are disabled");
+            return;
+        }
+        self.overlay = Some(Overlay::Confirm(Confirm { message, effect }));
+    }
+
+    fn target_run_dir(&self) -> Option<(String, PathBuf, RunState)> {
+        self.selected_run()
+            .map(|r| (r.id.clone(), r.dir.clone(), r.state))
+    }
+
+    /// Gives an action its meaning. Returns effects for the event loop.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        if self.read_only && action.is_destructive() {
+            self.set_status("read-only: actions that change runs are disabled");
+            return Vec::new();
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::CommandMode => {
+                self.overlay = Some(Overlay::Input(Input::Command(String::new())))
+            }
+            Action::Filter => {
+                self.overlay = Some(Overlay::Input(Input::Filter(self.filter.clone())));
+            }
+            Action::Search => {
+                self.overlay = Some(Overlay::Input(Input::LogSearch(
+                    self.logs.search.clone().unwrap_or_default(),
+                )));
+            }
+            Action::Finder => {
+                self.overlay = Some(Overlay::Finder(super::finder::FinderState::new(
+                    super::finder::items(&self.snapshot),
+                )));
+            }
+            Action::NextPane => self.focus = self.next_pane(1),
+            Action::PrevPane => self.focus = self.next_pane(-1),
+            Action::FocusPane(n) => {
+                if let Some(p) = Pane::ALL.get((n as usize).saturating_sub(1)) {
+                    self.focus = *p;
+                }
+            }
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom => {
+                let delta = match action {
+                    Action::Up => -1,
+                    Action::Down => 1,
+                    Action::PageUp => -10,
+                    Action::PageDown => 10,
+                    Action::Top => -1_000_000,
+                    _ => 1_000_000,
+                };
+                self.move_sel(delta);
+                return self.sync_watch();
+            }
+            Action::Left => {
+                if self.focus == Pane::Metrics {
+                    let c = self.metrics.cursor.unwrap_or(1.0);
+                    self.metrics.cursor = Some((c - 0.02).max(0.0));
+                } else if self.focus == Pane::Runs {
+                    self.runs_focus = RunsFocus::Runs;
+                }
+            }
+            Action::Right => {
+                if self.focus == Pane::Metrics {
+                    let c = self.metrics.cursor.unwrap_or(0.0);
+                    self.metrics.cursor = Some((c + 0.02).min(1.0));
+                } else if self.focus == Pane::Runs && !self.dag.is_empty() {
+                    self.runs_focus = RunsFocus::Dag;
+                }
+            }
+            Action::Enter => return self.enter(),
+            Action::Back => self.back(),
+            Action::Launch => {
+                if self.read_only {
+                    return Vec::new();
+                }
+                self.overlay = Some(Overlay::Input(Input::LaunchFile("sortie.toml".into())));
+            }
+            Action::Cancel => self.ask_cancel(),
+            Action::Rerun | Action::RerunDownstream => {
+                let downstream = action == Action::RerunDownstream;
+                let Some((id, dir, _)) = self.target_run_dir() else {
+                    self.set_status("no run selected");
+                    return Vec::new();
+                };
+                let Some(step) = self
+                    .selected_step_name()
+                    .filter(|_| self.runs_focus == RunsFocus::Dag)
+                else {
+                    self.set_status("select a step in the DAG first (Enter on a run)");
+                    return Vec::new();
+                };
+                let what = if downstream {
+                    " and everything downstream"
+                } else {
+                    ""
+                };
+                self.confirm(
+                    format!("Re-run {step}{what} in run {id}? Its current results are replaced."),
+                    Effect::Request {
+                        run_dir: dir,
+                        request: Request::Rerun { step, downstream },
+                    },
+                );
+            }
+            Action::RetryFailed => {
+                let Some((id, dir, _)) = self.target_run_dir() else {
+                    self.set_status("no run selected");
+                    return Vec::new();
+                };
+                let n = self
+                    .snapshot
+                    .steps
+                    .iter()
+                    .filter(|s| {
+                        matches!(
+                            s.state,
+                            StepState::Failed | StepState::Blocked | StepState::Cancelled
+                        )
+                    })
+                    .count();
+                if n == 0 {
+                    self.set_status(format!(
+                        "run {id} has no failed, blocked or cancelled steps"
+                    ));
+                    return Vec::new();
+                }
+                self.confirm(
+                    format!("Retry {n} failed, blocked or cancelled step(s) of run {id}?"),
+                    Effect::Request {
+                        run_dir: dir,
+                        request: Request::Retry,
+                    },
+                );
+            }
+            Action::Logs => {
+                if let Some(s) = self.selected_step() {
+                    self.log_step = Some(s.name.clone());
+                    self.logs.tail = None;
+                    self.logs.follow = true;
+                    self.logs.scroll = 0;
+                    self.focus = Pane::Logs;
+                    return self.sync_watch();
+                }
+                self.set_status("select a step instance to see its logs");
+            }
+            Action::Yank => {
+                let text = if self.runs_focus == RunsFocus::Dag {
+                    self.selected_step_name()
+                } else {
+                    self.selected_run().map(|r| r.id.clone())
+                };
+                if let Some(t) = text {
+                    self.set_status(format!("copied {t}"));
+                    return vec![Effect::Yank(t)];
+                }
+            }
+            Action::Confirm => {
+                if let Some(Overlay::Confirm(c)) = self.overlay.take() {
+                    self.set_status("working…");
+                    return vec![c.effect];
+                }
+            }
+            Action::Deny => {
+                if matches!(self.overlay, Some(Overlay::Confirm(_))) {
+                    self.overlay = None;
+                    self.set_status("nothing changed");
+                }
+            }
+            Action::SmoothMore => self.metrics.smoothing = (self.metrics.smoothing + 0.1).min(0.99),
+            Action::SmoothLess => self.metrics.smoothing = (self.metrics.smoothing - 0.1).max(0.0),
+            Action::ToggleLogY => self.metrics.log_y = !self.metrics.log_y,
+            Action::CycleXAxis => self.metrics.x_mode = self.metrics.x_mode.next(),
+            Action::ToggleRaw => self.metrics.show_raw = !self.metrics.show_raw,
+            Action::ToggleWrap => self.logs.wrap = !self.logs.wrap,
+            Action::ToggleFollow => {
+                self.logs.follow = !self.logs.follow;
+                self.logs.scroll = 0;
+            }
+            Action::ToggleStderr => {
+                self.logs.stderr = !self.logs.stderr;
+                self.logs.tail = None;
+                return self.sync_watch();
+            }
+            Action::SearchNext | Action::SearchPrev => {
+                self.search_logs(action == Action::SearchNext);
+            }
+            Action::Theme(name) => {
+                self.theme_name = name;
+            }
+            Action::Redraw => {}
+        }
+        Vec::new()
+    }
+
+    fn next_pane(&self, delta: isize) -> Pane {
+        let panes = self.panes();
+        let cur = panes.iter().position(|p| *p == self.focus).unwrap_or(0);
+        panes[step_wrap(cur, delta, panes.len())]
+    }
+
+    /// The panes that exist now (Jobs only with a cluster).
+    pub fn panes(&self) -> Vec<Pane> {
+        Pane::ALL
+            .iter()
+            .copied()
+            .filter(|p| *p != Pane::Jobs || self.cluster)
+            .collect()
+    }
+
+    fn enter(&mut self) -> Vec<Effect> {
+        match self.focus {
+            Pane::Runs => match self.runs_focus {
+                RunsFocus::Runs => {
+                    if !self.dag.is_empty() {
+                        self.runs_focus = RunsFocus::Dag;
+                    }
+                }
+                RunsFocus::Dag => match self.dag.get(self.dag_sel).cloned() {
+                    Some(DagRow::Group {
+                        name,
+                        matrix: true,
+                        expanded,
+                        ..
+                    }) => {
+                        if expanded {
+                            self.expanded.remove(&name);
+                        } else {
+                            self.expanded.insert(name);
+                        }
+                        self.rebuild_dag();
+                    }
+                    Some(_) => return self.update(Action::Logs),
+                    None => {}
+                },
+            },
+            Pane::Metrics => {
+                self.metrics.cursor = match self.metrics.cursor {
+                    Some(_) => None,
+                    None => Some(1.0),
+                };
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn back(&mut self) {
+        if self.overlay.take().is_some() {
+            return;
+        }
+        if self.focus == Pane::Runs && self.runs_focus == RunsFocus::Dag {
+            self.runs_focus = RunsFocus::Runs;
+        } else if !self.filter.is_empty() {
+            self.filter.clear();
+            self.clamp_runs();
+            self.rebuild_dag();
+        } else if self.focus == Pane::Metrics {
+            self.metrics.cursor = None;
+        }
+    }
+
+    fn ask_cancel(&mut self) {
+        let Some((id, dir, state)) = self.target_run_dir() else {
+            self.set_status("no run selected");
+            return;
+        };
+        if self.runs_focus == RunsFocus::Dag
+            && let Some(step) = self.selected_step_name()
+        {
+            let live: Vec<&StepRow> = self
+                .snapshot
+                .steps
+                .iter()
+                .filter(|s| (s.name == step || s.group == step) && !s.state.is_final())
+                .collect();
+            if live.is_empty() {
+                self.set_status(format!(
+                    "{step} is not pending or running: nothing to cancel"
+                ));
+                return;
+            }
+            let running = live
+                .iter()
+                .filter(|s| s.state == StepState::Running)
+                .count();
+            self.confirm(
+                format!(
+                    "Cancel {step} in run {id}? {running} running instance(s) get SIGTERM (SIGKILL after the grace period), {} waiting one(s) will not start.",
+                    live.len() - running
+                ),
+                Effect::Request {
+                    run_dir: dir,
+                    request: Request::Cancel { step: Some(step) },
+                },
+            );
+            return;
+        }
+        if state != RunState::Running {
+            self.set_status(format!("run {id} is already {state}"));
+            return;
+        }
+        let running = self
+            .snapshot
+            .steps
+            .iter()
+            .filter(|s| s.state == StepState::Running)
+            .count();
+        self.confirm(
+            format!("Cancel the whole run {id}? {running} running step(s) are stopped, nothing new starts."),
+            Effect::Request {
+                run_dir: dir,
+                request: Request::Cancel { step: None },
+            },
+        );
+    }
+
+    fn search_logs(&mut self, forward: bool) {
+        let (Some(term), Some(tail)) = (self.logs.search.clone(), self.logs.tail.as_ref()) else {
+            return;
+        };
+        let lines: Vec<&str> = tail.text.lines().collect();
+        let n = lines.len();
+        let current = n.saturating_sub(1 + self.logs.scroll);
+        let hit = if forward {
+            (current + 1..n).find(|&i| lines[i].contains(&term))
+        } else {
+            (0..current).rev().find(|&i| lines[i].contains(&term))
+        };
+        match hit {
+            Some(i) => {
+                self.logs.follow = false;
+                self.logs.scroll = n - 1 - i;
+            }
+            None => self.set_status(format!("{term:?} not found")),
+        }
+    }
+
+    /// Text typed into an input overlay. Returns effects when Enter submits it.
+    pub fn input_key(&mut self, key: InputKey) -> Vec<Effect> {
+        let Some(Overlay::Input(input)) = self.overlay.as_mut() else {
+            return Vec::new();
+        };
+        let text = match input {
+            Input::Command(t) | Input::Filter(t) | Input::LaunchFile(t) | Input::LogSearch(t) => t,
+        };
+        match key {
+            InputKey::Char(c) => text.push(c),
+            InputKey::Backspace => {
+                text.pop();
+            }
+            InputKey::Tab => {
+                if let Input::Command(t) = input {
+                    let c = complete_command(t);
+                    if let [one] = c.as_slice() {
+                        *t = format!("{one} ");
+                    } else if !c.is_empty() {
+                        self.status = Some((c.join("  "), Instant::now()));
+                    }
+                }
+            }
+            InputKey::Esc => {
+                self.overlay = None;
+            }
+            InputKey::Enter => {
+                let input = match self.overlay.take() {
+                    Some(Overlay::Input(i)) => i,
+                    _ => return Vec::new(),
+                };
+                return self.submit(input);
+            }
+        }
+        // The filter applies as it is typed.
+        if let Some(Overlay::Input(Input::Filter(t))) = &self.overlay {
+            self.filter = t.clone();
+            self.clamp_runs();
+            self.rebuild_dag();
+        }
+        Vec::new()
+    }
+
+    fn submit(&mut self, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Command(line) => match Action::parse_command(&line) {
+                Ok(a) => self.update(a),
+                Err(e) => {
+                    self.set_status(e);
+                    Vec::new()
+                }
+            },
+            Input::Filter(t) => {
+                self.filter = t;
+                Vec::new()
+            }
+            Input::LogSearch(t) => {
+                self.logs.search = (!t.is_empty()).then_some(t);
+                self.search_logs(false);
+                Vec::new()
+            }
+            Input::LaunchFile(f) => {
+                let path = PathBuf::from(f.trim());
+                self.confirm(
+                    format!("Launch {} in the background?", path.display()),
+                    Effect::Launch(path),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl App {
+    /// Keys while the finder is open.
+    pub fn finder_key(&mut self, key: FinderKey) -> Vec<Effect> {
+        let Some(Overlay::Finder(f)) = self.overlay.as_mut() else {
+            return Vec::new();
+        };
+        match key {
+            FinderKey::Char(c) => {
+                f.query.push(c);
+                f.rematch();
+            }
+            FinderKey::Backspace => {
+                f.query.pop();
+                f.rematch();
+            }
+            FinderKey::Up => f.selected = f.selected.saturating_sub(1),
+            FinderKey::Down => {
+                f.selected = (f.selected + 1).min(f.matches.len().saturating_sub(1));
+            }
+            FinderKey::Esc => self.overlay = None,
+            FinderKey::Enter => {
+                let item = f.selected_item().cloned();
+                self.overlay = None;
+                if let Some(item) = item {
+                    return self.jump(item);
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Shows what a finder item names.
+    fn jump(&mut self, item: super::finder::FinderItem) -> Vec<Effect> {
+        use super::finder::FinderKind;
+        match item.kind {
+            FinderKind::Run => {
+                self.filter.clear();
+                if let Some(p) = self.snapshot.runs.iter().position(|r| r.id == item.target) {
+                    self.run_sel = p;
+                }
+                self.focus = Pane::Runs;
+                self.runs_focus = RunsFocus::Runs;
+                self.expanded.clear();
+                self.rebuild_dag();
+            }
+            FinderKind::Step => {
+                if let Some(s) = self.snapshot.steps.iter().find(|s| s.name == item.target) {
+                    if s.name != s.group {
+                        self.expanded.insert(s.group.clone());
+                    }
+                    self.rebuild_dag();
+                }
+                let target = item.target.clone();
+                if let Some(p) = self.dag.iter().position(|r| self.row_name(r) == target) {
+                    self.dag_sel = p;
+                }
+                self.focus = Pane::Runs;
+                self.runs_focus = RunsFocus::Dag;
+            }
+            FinderKind::Metric => {
+                self.metric_choice = Some(item.target.clone());
+                self.snapshot.metric = Some(item.target);
+                self.focus = Pane::Metrics;
+            }
+        }
+        self.sync_watch()
+    }
+}
+
+/// Keys while the finder is open.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FinderKey {
+    Char(char),
+    Backspace,
+    Up,
+    Down,
+    Enter,
+    Esc,
+}
+
+/// Keys as text entry sees them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InputKey {
+    Char(char),
+    Backspace,
+    Tab,
+    Enter,
+    Esc,
+}
+
+fn step_index(cur: usize, delta: isize, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    (cur as isize + delta).clamp(0, n as isize - 1) as usize
+}
+
+fn step_wrap(cur: usize, delta: isize, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    (cur as isize + delta).rem_euclid(n as isize) as usize
+}

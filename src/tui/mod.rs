@@ -1,0 +1,324 @@
+//! The full-screen application: one screen for runs and their DAG, jobs, curves and logs, driven from the
+//! keyboard. Input, the data thread and action workers send typed messages to the UI thread, which updates
+//! the model and redraws only when something visible changed.
+
+pub mod action;
+pub mod app;
+pub mod chart;
+pub mod charts;
+pub mod config;
+pub mod data;
+pub mod finder;
+pub mod input;
+pub mod view;
+
+pub use charts::ChartCache;
+
+use crate::runlog::{Project, RunDir};
+use app::{App, Effect};
+use color_eyre::eyre::Result;
+use std::io::Write;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// Messages to the UI thread.
+#[derive(Debug)]
+pub enum Msg {
+    Term(crossterm::event::Event),
+    Data(data::DataMsg),
+    /// An action worker finished: a message for the footer, or an error.
+    Done(std::result::Result<String, String>),
+    /// SIGTERM or SIGHUP: restore the terminal and leave (runs keep going).
+    Stop,
+}
+
+/// How the TUI starts.
+#[derive(Clone, Debug, Default)]
+pub struct TuiOptions {
+    pub read_only: bool,
+    pub theme: Option<String>,
+    /// Select this run first.
+    pub run: Option<String>,
+}
+
+/// Everything the UI thread owns besides the model.
+pub struct Ui {
+    pub app: App,
+    pub config: config::Config,
+    pub keys: input::KeyState,
+    pub charts: ChartCache,
+    watch_tx: Option<Sender<data::Watch>>,
+    tx: Sender<Msg>,
+}
+
+impl Ui {
+    /// A UI with no terminal and no data thread: what the headless tests drive.
+    pub fn headless(config: config::Config, read_only: bool) -> (Ui, Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel();
+        let mut app = App::new(read_only || config.settings.read_only);
+        app.theme_name = config.settings.theme.clone();
+        app.config_warnings = config.warnings.clone();
+        (
+            Ui {
+                app,
+                config,
+                keys: input::KeyState::default(),
+                charts: ChartCache::default(),
+                watch_tx: None,
+                tx,
+            },
+            rx,
+        )
+    }
+
+    /// Applies one message. Returns whether the screen must be redrawn.
+    pub fn handle(&mut self, msg: Msg) -> bool {
+        let effects = match msg {
+            Msg::Term(crossterm::event::Event::Key(k)) => {
+                if k.kind == crossterm::event::KeyEventKind::Release {
+                    return false;
+                }
+                input::handle_key(&mut self.app, &self.config.keymap, &mut self.keys, k)
+            }
+            Msg::Term(crossterm::event::Event::Resize(..)) => return true,
+            Msg::Term(_) => return false,
+            Msg::Data(data::DataMsg::Snapshot(s)) => self.app.on_snapshot(*s),
+            Msg::Data(data::DataMsg::Log(t)) => {
+                self.app.on_log(*t);
+                Vec::new()
+            }
+            Msg::Data(data::DataMsg::Health { ok_at, error }) => {
+                let was_stale = self.stale();
+                let changed = self.app.data_error != error;
+                self.app.data_error = error;
+                self.app.data_at = Some(ok_at);
+                return changed || was_stale != self.stale();
+            }
+            Msg::Done(r) => {
+                match r {
+                    Ok(m) => self.app.set_status(m),
+                    Err(e) => self.app.set_status(format!("✗ {e}")),
+                }
+                Vec::new()
+            }
+            Msg::Stop => {
+                self.app.quit = true;
+                Vec::new()
+            }
+        };
+        if let Some(name) = self.theme_switch() {
+            self.app.set_status(name);
+        }
+        self.run_effects(effects);
+        true
+    }
+
+    fn stale(&self) -> bool {
+        self.app
+            .data_at
+            .is_some_and(|t| t.elapsed().as_secs_f64() > view::header::STALE_AFTER_S)
+    }
+
+    /// `:theme NAME` switches live; an unknown name keeps the current theme and says why.
+    fn theme_switch(&mut self) -> Option<String> {
+        if self.app.theme_name == self.config.theme.name() {
+            return None;
+        }
+        let wanted = self.app.theme_name.clone();
+        match config::Theme::load(
+            &wanted,
+            self.config.dir.as_deref(),
+            self.config.theme.depth(),
+        ) {
+            Ok(t) => {
+                self.config.theme = t;
+                Some(format!("theme {wanted}"))
+            }
+            Err(e) => {
+                self.app.theme_name = self.config.theme.name().to_string();
+                Some(format!("✗ {e}"))
+            }
+        }
+    }
+
+    fn run_effects(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Watch(w) => {
+                    if let Some(tx) = &self.watch_tx {
+                        let _ = tx.send(w);
+                    }
+                }
+                Effect::Bell => {
+                    let _ = std::io::stdout().write_all(b"\x07");
+                }
+                Effect::Yank(text) => {
+                    let _ = std::io::stdout().write_all(osc52(&text).as_bytes());
+                    let _ = std::io::stdout().flush();
+                }
+                Effect::Request { run_dir, request } => {
+                    let tx = self.tx.clone();
+                    std::thread::spawn(move || {
+                        let r = crate::engine::detach::steer_in_background(
+                            &RunDir::new(run_dir),
+                            request,
+                        )
+                        .map_err(|e| e.to_string());
+                        let _ = tx.send(Msg::Done(r));
+                    });
+                }
+                Effect::Launch(path) => {
+                    let tx = self.tx.clone();
+                    std::thread::spawn(move || {
+                        let _ = tx.send(Msg::Done(launch(&path).map_err(|e| e.to_string())));
+                    });
+                }
+            }
+        }
+    }
+
+    /// Prepares chart data (outside the pure draw), then draws.
+    pub fn draw(&mut self, frame: &mut ratatui::Frame) {
+        self.charts.prepare(&self.app);
+        let ctx = view::ViewCtx {
+            theme: &self.config.theme,
+            keymap: &self.config.keymap,
+            charts: &self.charts,
+        };
+        view::draw(frame, &self.app, &ctx);
+    }
+}
+
+/// OSC 52: the terminal (even over SSH) puts `text` on the local clipboard.
+fn osc52(text: &str) -> String {
+    use base64::Engine;
+    format!(
+        "\x1b]52;c;{}\x07",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    )
+}
+
+/// Starts a pipeline file in the background (the TUI never drives a run itself).
+fn launch(path: &std::path::Path) -> Result<String> {
+    let plan = crate::pipeline::load(path).map_err(color_eyre::eyre::Report::new)?;
+    let project = Project::new(
+        plan.source
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf(),
+    );
+    let run = crate::engine::create_run(&project, &plan, &crate::engine::Force::None)?;
+    crate::engine::detach::spawn_detached(&run, None, false)?;
+    Ok(format!("launched run {} ({})", run.id(), plan.name))
+}
+
+/// Runs the TUI on `project` until the user quits. Quitting never stops a run.
+pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
+    let overrides = config::Overrides {
+        theme: opts.theme.clone(),
+        read_only: opts.read_only.then_some(true),
+        ..Default::default()
+    };
+    let config = config::Config::load(&overrides);
+    let interval = config.settings.poll_interval();
+    let (mut ui, rx) = Ui::headless(config, opts.read_only);
+    ui.app.cluster = which("squeue");
+    if let Some(w) = ui.app.config_warnings.first() {
+        ui.app.set_status(format!("config: {w}"));
+    }
+    let watch_tx = data::spawn(project, ui.tx.clone(), interval);
+    if let Some(run) = &opts.run {
+        let _ = watch_tx.send(data::Watch {
+            run: Some(run.clone()),
+            ..Default::default()
+        });
+    }
+    ui.watch_tx = Some(watch_tx);
+    spawn_input(ui.tx.clone());
+    spawn_signals(ui.tx.clone());
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut ui, &mut terminal, &rx);
+    ratatui::restore();
+    result.map(|_| 0)
+}
+
+fn event_loop(
+    ui: &mut Ui,
+    terminal: &mut ratatui::DefaultTerminal,
+    rx: &Receiver<Msg>,
+) -> Result<()> {
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - Duration::from_secs(1);
+    loop {
+        if dirty {
+            terminal.draw(|f| ui.draw(f))?;
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        if ui.app.quit {
+            return Ok(());
+        }
+        // Wake at least once a second so stale data is shown as stale and messages expire.
+        let msg = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        match msg {
+            Some(m) => dirty |= ui.handle(m),
+            None => {
+                // Running steps' elapsed times and the status line age: redraw, but rarely.
+                let running = ui
+                    .app
+                    .snapshot
+                    .steps
+                    .iter()
+                    .any(|s| s.state == crate::runlog::StepState::Running);
+                let status_expired = ui.app.status.as_ref().is_some_and(|(_, t)| {
+                    let a = t.elapsed().as_secs();
+                    (6..8).contains(&a)
+                });
+                dirty |= (running && last_draw.elapsed() >= Duration::from_secs(1))
+                    || status_expired
+                    || ui.stale();
+            }
+        }
+        // Drain what queued up meanwhile, then draw once.
+        while let Ok(m) = rx.try_recv() {
+            dirty |= ui.handle(m);
+        }
+    }
+}
+
+fn spawn_input(tx: Sender<Msg>) {
+    std::thread::Builder::new()
+        .name("sortie-input".into())
+        .spawn(move || {
+            while let Ok(ev) = crossterm::event::read() {
+                if tx.send(Msg::Term(ev)).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawn input thread");
+}
+
+fn spawn_signals(tx: Sender<Msg>) {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP]) {
+        std::thread::Builder::new()
+            .name("sortie-signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    let _ = tx.send(Msg::Stop);
+                }
+            })
+            .expect("spawn signal thread");
+    }
+}
+
+/// Whether a program is on PATH.
+fn which(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}

@@ -1,0 +1,124 @@
+//! Drawing: pure functions of the model. Nothing here changes state or does I/O.
+
+pub mod header;
+mod logs;
+mod metrics;
+mod overlay;
+mod runs;
+
+use super::action::Pane;
+use super::app::App;
+use super::config::{Keymap, Theme};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+/// What drawing needs besides the model.
+pub struct ViewCtx<'a> {
+    pub theme: &'a Theme,
+    pub keymap: &'a Keymap,
+    pub charts: &'a super::ChartCache,
+}
+
+impl ViewCtx<'_> {
+    pub fn style(&self, key: &str) -> Style {
+        self.theme.style(key)
+    }
+}
+
+/// Wide enough for several panes side by side.
+pub fn is_wide(area: Rect) -> bool {
+    area.width >= 160 && area.height >= 40
+}
+
+pub fn draw(frame: &mut Frame, app: &App, ctx: &ViewCtx) {
+    let area = frame.area();
+    frame.render_widget(Block::default().style(ctx.style("text")), area);
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    header::draw(frame, rows[0], app, ctx);
+    if is_wide(area) {
+        let cols = Layout::default()
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .split(rows[1]);
+        let left = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .split(cols[0]);
+        let right = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .split(cols[1]);
+        pane(frame, left[0], app, ctx, Pane::Runs);
+        pane(frame, left[1], app, ctx, Pane::Logs);
+        pane(frame, right[0], app, ctx, Pane::Metrics);
+        let below = if app.focus == Pane::Jobs || (app.cluster && app.focus != Pane::Trials) {
+            Pane::Jobs
+        } else {
+            Pane::Trials
+        };
+        pane(frame, right[1], app, ctx, below);
+    } else {
+        pane(frame, rows[1], app, ctx, app.focus);
+    }
+    header::footer(frame, rows[2], app, ctx);
+    overlay::draw(frame, area, app, ctx);
+}
+
+/// A bordered pane; its title carries the number that focuses it.
+fn block<'a>(app: &App, ctx: &ViewCtx, p: Pane, extra: &str) -> Block<'a> {
+    let focused = app.focus == p;
+    let (b, t) = if focused {
+        ("border.focused", "title.focused")
+    } else {
+        ("border", "title")
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(ctx.style(b))
+        .title(Line::styled(
+            format!(" {} {}{} ", p.index() + 1, p.title(), extra),
+            ctx.style(t),
+        ))
+}
+
+fn pane(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx, p: Pane) {
+    match p {
+        Pane::Runs => runs::draw(frame, area, app, ctx, block(app, ctx, p, "")),
+        Pane::Logs => logs::draw(frame, area, app, ctx, block(app, ctx, p, "")),
+        Pane::Metrics => metrics::draw(frame, area, app, ctx, block(app, ctx, p, "")),
+        Pane::Jobs => hint(
+            frame,
+            area,
+            ctx,
+            block(app, ctx, p, ""),
+            "No SLURM cluster found on this host (no squeue on PATH): sortie shows jobs when one is there.",
+        ),
+        Pane::Trials => hint(
+            frame,
+            area,
+            ctx,
+            block(app, ctx, p, ""),
+            "Trials (Optuna studies and sweeps) will show here.",
+        ),
+    }
+}
+
+/// An empty or error state: a short explanation inside the pane.
+fn hint(frame: &mut Frame, area: Rect, ctx: &ViewCtx, block: Block, text: &str) {
+    frame.render_widget(
+        Paragraph::new(Line::styled(text.to_string(), ctx.style("text.dim")))
+            .wrap(Wrap { trim: true })
+            .block(block),
+        area,
+    );
+}
