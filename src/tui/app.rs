@@ -433,7 +433,10 @@ impl App {
                 }
             }
             Action::Enter => return self.enter(),
-            Action::Back => self.back(),
+            Action::Back => {
+                self.back();
+                return self.sync_watch();
+            }
             Action::Launch => {
                 if self.read_only {
                     return Vec::new();
@@ -734,11 +737,12 @@ impl App {
                 return self.submit(input);
             }
         }
-        // The filter applies as it is typed.
+        // The filter applies as it is typed, and the data thread follows the run it leaves selected.
         if let Some(Overlay::Input(Input::Filter(t))) = &self.overlay {
             self.filter = t.clone();
             self.clamp_runs();
             self.rebuild_dag();
+            return self.sync_watch();
         }
         Vec::new()
     }
@@ -754,7 +758,9 @@ impl App {
             },
             Input::Filter(t) => {
                 self.filter = t;
-                Vec::new()
+                self.clamp_runs();
+                self.rebuild_dag();
+                self.sync_watch()
             }
             Input::LogSearch(t) => {
                 self.logs.search = (!t.is_empty()).then_some(t);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod finder;
 pub mod input;
+pub mod notify;
 pub mod view;
 
 pub use charts::ChartCache;
@@ -82,7 +83,13 @@ impl Ui {
             }
             Msg::Term(crossterm::event::Event::Resize(..)) => return true,
             Msg::Term(_) => return false,
-            Msg::Data(data::DataMsg::Snapshot(s)) => self.app.on_snapshot(*s),
+            Msg::Data(data::DataMsg::Snapshot(s)) => {
+                // The first snapshot is the starting point, not news.
+                if self.app.data_at.is_some() {
+                    self.notify(notify::notices(&self.app.snapshot, &s));
+                }
+                self.app.on_snapshot(*s)
+            }
             Msg::Data(data::DataMsg::Log(t)) => {
                 self.app.on_log(*t);
                 Vec::new()
@@ -111,6 +118,22 @@ impl Ui {
         }
         self.run_effects(effects);
         true
+    }
+
+    /// Bell and webhook, off the UI thread (a webhook may take seconds).
+    fn notify(&self, notices: Vec<notify::Notice>) {
+        if notices.is_empty() {
+            return;
+        }
+        let settings = self.config.settings.clone();
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            for n in notices {
+                if let Some(err) = notify::deliver(&n, &settings) {
+                    let _ = tx.send(Msg::Done(Err(err)));
+                }
+            }
+        });
     }
 
     fn stale(&self) -> bool {
@@ -184,6 +207,7 @@ impl Ui {
             theme: &self.config.theme,
             keymap: &self.config.keymap,
             charts: &self.charts,
+            hints: &self.keys.hints,
         };
         view::draw(frame, &self.app, &ctx);
     }
@@ -236,6 +260,8 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
     ui.watch_tx = Some(watch_tx);
     spawn_input(ui.tx.clone());
     spawn_signals(ui.tx.clone());
+    install_crash_log();
+    // ratatui's hook restores the terminal first, then calls ours (crash log, then color-eyre's report).
     let mut terminal = ratatui::init();
     let result = event_loop(&mut ui, &mut terminal, &rx);
     ratatui::restore();
@@ -315,6 +341,38 @@ fn spawn_signals(tx: Sender<Msg>) {
             })
             .expect("spawn signal thread");
     }
+}
+
+/// Where crash reports go: `$SORTIE_STATE_DIR`, else the XDG state dir (`~/.local/state/sortie`).
+pub fn state_dir() -> Option<std::path::PathBuf> {
+    if let Some(d) = std::env::var_os("SORTIE_STATE_DIR").filter(|d| !d.is_empty()) {
+        return Some(d.into());
+    }
+    let home = directories::BaseDirs::new()?;
+    Some(
+        home.state_dir()
+            .map(|d| d.join("sortie"))
+            .unwrap_or_else(|| home.home_dir().join(".local/state/sortie")),
+    )
+}
+
+/// A panic writes its message and backtrace to a crash log before the usual report.
+fn install_crash_log() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(dir) = state_dir() {
+            let path = dir.join(format!("crash-{}.log", crate::util::now() as u64));
+            let text = format!(
+                "sortie {} crashed: {info}\n\n{}",
+                env!("CARGO_PKG_VERSION"),
+                std::backtrace::Backtrace::force_capture()
+            );
+            if std::fs::create_dir_all(&dir).is_ok() && std::fs::write(&path, text).is_ok() {
+                eprintln!("sortie: crash report written to {}", path.display());
+            }
+        }
+        previous(info);
+    }));
 }
 
 /// Whether a program is on PATH.

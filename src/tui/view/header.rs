@@ -13,25 +13,38 @@ use ratatui::widgets::Paragraph;
 /// Seconds after which data counts as stale.
 pub const STALE_AFTER_S: f64 = 10.0;
 
+/// Display width of spans.
+fn width(spans: &[Span]) -> usize {
+    spans.iter().map(|s| s.width()).sum()
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
-    let mut spans = vec![Span::styled(" sortie ", ctx.style("header"))];
-    let backend = if app.cluster {
-        "local + slurm"
-    } else {
-        "local"
-    };
-    spans.push(Span::styled(
-        format!(" {backend} · {} ", app.user),
-        ctx.style("text.dim"),
-    ));
+    let avail = area.width as usize;
+    let mut left = vec![Span::styled(" sortie ", ctx.style("header"))];
     let age = app.data_at.map(|t| t.elapsed().as_secs_f64());
     match (&app.data_error, age) {
-        (Some(e), _) => spans.push(Span::styled(format!(" ✗ {e} "), ctx.style("error"))),
-        (None, None) => spans.push(Span::styled(" loading… ", ctx.style("stale"))),
+        (Some(e), _) => left.push(Span::styled(format!(" ✗ {e} "), ctx.style("error"))),
+        (None, None) => left.push(Span::styled(" loading… ", ctx.style("stale"))),
         (None, Some(a)) if a > STALE_AFTER_S => {
-            spans.push(Span::styled(format!(" stale {a:.0}s "), ctx.style("stale")))
+            left.push(Span::styled(format!(" stale {a:.0}s "), ctx.style("stale")))
         }
-        (None, Some(_)) => spans.push(Span::styled(" live ", ctx.style("text.dim"))),
+        (None, Some(_)) => left.push(Span::styled(" live ", ctx.style("text.dim"))),
+    }
+    // In the one-pane layout the tabs are the only sign of the other panes: they come first.
+    let mut tabs = Vec::new();
+    if !is_wide(frame.area()) {
+        for p in app.panes() {
+            let key = if p == app.focus {
+                "title.focused"
+            } else {
+                "text.dim"
+            };
+            tabs.push(Span::styled(
+                format!(" {}:{}", p.index() + 1, p.title()),
+                ctx.style(key),
+            ));
+        }
+        tabs.push(Span::raw(" "));
     }
     let mut counts: Vec<(StepState, usize)> = Vec::new();
     for s in &app.snapshot.steps {
@@ -41,25 +54,29 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
         }
     }
     counts.sort_by_key(|c| c.0 as u8);
-    for (st, n) in counts {
-        spans.push(Span::styled(
-            format!(" {}{n}", st.glyph()),
-            ctx.style(&format!("state.{}", st.as_str())),
-        ));
+    let counts: Vec<Span> = counts
+        .into_iter()
+        .map(|(st, n)| {
+            Span::styled(
+                format!(" {}{n}", st.glyph()),
+                ctx.style(&format!("state.{}", st.as_str())),
+            )
+        })
+        .collect();
+    let backend = if app.cluster {
+        "local + slurm"
+    } else {
+        "local"
+    };
+    let who = Span::styled(format!(" {backend} · {} ", app.user), ctx.style("text.dim"));
+    let mut spans = left;
+    spans.extend(tabs);
+    // Then what fits of the backend/user and the counts.
+    if width(&spans) + who.width() <= avail {
+        spans.push(who);
     }
-    if !is_wide(frame.area()) {
-        spans.push(Span::raw("  "));
-        for p in app.panes() {
-            let key = if p == app.focus {
-                "title.focused"
-            } else {
-                "text.dim"
-            };
-            spans.push(Span::styled(
-                format!(" {}:{} ", p.index() + 1, p.title()),
-                ctx.style(key),
-            ));
-        }
+    if width(&spans) + width(&counts) <= avail {
+        spans.extend(counts);
     }
     frame.render_widget(
         Paragraph::new(Line::from(spans)).style(ctx.style("header")),
@@ -67,8 +84,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
     );
 }
 
-/// The footer: the latest status message for a few seconds, else key hints for the focused pane.
+/// The footer: which-key hints while a chord is pending, else the latest status message for a few
+/// seconds, else key hints for the focused pane (as many as fit, help and quit always).
 pub fn footer(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
+    if !ctx.hints.is_empty() {
+        let mut spans = Vec::new();
+        for (k, d) in ctx.hints {
+            spans.push(Span::styled(format!(" {k}"), ctx.style("footer.key")));
+            spans.push(Span::styled(format!(" {d} "), ctx.style("footer")));
+        }
+        spans.push(Span::styled(" Esc", ctx.style("footer.key")));
+        spans.push(Span::styled(" cancel", ctx.style("footer")));
+        frame.render_widget(
+            Paragraph::new(Line::from(spans)).style(ctx.style("footer")),
+            area,
+        );
+        return;
+    }
     if let Some((msg, at)) = &app.status
         && at.elapsed().as_secs() < 6
     {
@@ -78,12 +110,7 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
         );
         return;
     }
-    let mut actions = vec![
-        (Action::Help, "help"),
-        (Action::Finder, "find"),
-        (Action::CommandMode, "command"),
-        (Action::NextPane, "pane"),
-    ];
+    let mut actions = vec![(Action::Help, "help")];
     match app.focus {
         Pane::Runs => actions.extend([
             (Action::Enter, "open"),
@@ -93,6 +120,7 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
             (Action::Logs, "logs"),
         ]),
         Pane::Metrics => actions.extend([
+            (Action::Down, "metric"),
             (Action::SmoothMore, "smooth+"),
             (Action::SmoothLess, "smooth-"),
             (Action::ToggleLogY, "log y"),
@@ -106,20 +134,35 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
         ]),
         _ => {}
     }
-    actions.push((Action::Quit, "quit"));
-    let mut spans = Vec::new();
-    for (a, label) in actions {
+    actions.extend([
+        (Action::Finder, "find"),
+        (Action::CommandMode, "command"),
+        (Action::NextPane, "pane"),
+    ]);
+    let hint = |a: &Action, label: &str| -> Option<Vec<Span<'static>>> {
         if app.read_only && a.is_destructive() {
-            continue;
+            return None;
         }
-        if let Some(k) = ctx.keymap.keys_for(app.focus, &a).into_iter().next() {
-            spans.push(Span::styled(format!(" {k}"), ctx.style("footer.key")));
-            spans.push(Span::styled(format!(" {label} "), ctx.style("footer")));
-        }
-    }
+        let k = ctx.keymap.keys_for(app.focus, a).into_iter().next()?;
+        Some(vec![
+            Span::styled(format!(" {k}"), ctx.style("footer.key")),
+            Span::styled(format!(" {label} "), ctx.style("footer")),
+        ])
+    };
+    let mut tail = hint(&Action::Quit, "quit").unwrap_or_default();
     if app.read_only {
-        spans.push(Span::styled(" read-only ", ctx.style("warning")));
+        tail.push(Span::styled(" read-only ", ctx.style("warning")));
     }
+    let avail = area.width as usize;
+    let mut spans: Vec<Span> = Vec::new();
+    for (a, label) in actions {
+        if let Some(h) = hint(&a, label)
+            && width(&spans) + width(&h) + width(&tail) <= avail
+        {
+            spans.extend(h);
+        }
+    }
+    spans.extend(tail);
     frame.render_widget(
         Paragraph::new(Line::from(spans)).style(ctx.style("footer")),
         area,

@@ -20,6 +20,8 @@ pub struct ViewCtx<'a> {
     pub theme: &'a Theme,
     pub keymap: &'a Keymap,
     pub charts: &'a super::ChartCache,
+    /// Which-key hints while a chord is pending: (next key, what it does).
+    pub hints: &'a [(String, String)],
 }
 
 impl ViewCtx<'_> {

@@ -19,6 +19,52 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
+/// Help rows from the active keymap, the ones that change runs and open things first, so a small
+/// terminal still shows what matters.
+fn help_rows(app: &App, ctx: &ViewCtx) -> Vec<(String, String)> {
+    use crate::tui::action::Action;
+    use crate::tui::config::describe;
+    let first = [
+        Action::Cancel,
+        Action::Rerun,
+        Action::RerunDownstream,
+        Action::RetryFailed,
+        Action::Logs,
+        Action::Launch,
+        Action::Down,
+        Action::Up,
+        Action::Top,
+        Action::Bottom,
+        Action::Enter,
+        Action::Back,
+        Action::Finder,
+        Action::CommandMode,
+        Action::Filter,
+        Action::Quit,
+        Action::NextPane,
+        Action::PrevPane,
+        Action::Yank,
+        Action::Help,
+    ];
+    let rank = |d: &str| {
+        first
+            .iter()
+            .position(|a| describe(a) == d)
+            .unwrap_or(first.len())
+    };
+    // `1`…`5` take one row, not five.
+    let focus = describe(&Action::FocusPane(1));
+    let mut rows: Vec<(String, String)> = ctx
+        .keymap
+        .help_rows(app.focus)
+        .into_iter()
+        .filter(|(_, d)| !d.starts_with("focus the "))
+        .collect();
+    rows.sort_by_key(|(_, d)| rank(d));
+    rows.push(("1…5".to_string(), focus.to_string()));
+    rows
+}
+
 fn frame_block<'a>(title: &str, ctx: &ViewCtx, border: &str) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
@@ -34,12 +80,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
     match &app.overlay {
         None => {}
         Some(Overlay::Help) => {
-            let rows = ctx.keymap.help_rows(app.focus);
+            let rows = help_rows(app, ctx);
+            let kw = rows
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0)
+                .min(24);
             let lines: Vec<Line> = rows
                 .into_iter()
                 .map(|(k, d)| {
                     Line::from(vec![
-                        Span::styled(format!("{k:>12}  "), ctx.style("footer.key")),
+                        Span::styled(format!("{k:>kw$}  "), ctx.style("footer.key")),
                         Span::styled(d, ctx.style("text")),
                     ])
                 })
