@@ -59,11 +59,26 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Computes the manifest and key of an instance. Runs on the index thread (file hashing and the hash cache).
+/// Computes the manifest and key of an instance. Input files are hashed through the index's hash cache, so
+/// a step with inputs runs this on the index thread.
 pub fn manifest(
     index: &mut Index,
     inst: &Instance,
     upstream: BTreeMap<String, String>,
+) -> Result<Manifest, String> {
+    manifest_with(inst, upstream, &mut |f| {
+        index
+            .hash_file(f)
+            .map_err(|e| format!("cannot hash input {}: {e}", f.display()))
+    })
+}
+
+/// [`manifest`] with the file hasher passed in; a step without inputs never calls it, so the engine
+/// computes those keys on its own thread.
+pub fn manifest_with(
+    inst: &Instance,
+    upstream: BTreeMap<String, String>,
+    hash: &mut dyn FnMut(&Path) -> Result<String, String>,
 ) -> Result<Manifest, String> {
     let mut m = Manifest {
         script: inst.script(),
@@ -91,9 +106,7 @@ pub fn manifest(
                 .unwrap_or(&f)
                 .to_string_lossy()
                 .into_owned();
-            let h = index
-                .hash_file(&f)
-                .map_err(|e| format!("cannot hash input {}: {e}", f.display()))?;
+            let h = hash(&f)?;
             m.inputs.insert(rel, h);
         }
     }

@@ -82,6 +82,13 @@ struct Engine {
     progress: Progress,
     durations: (f64, usize),
     host: String,
+    /// Cache key → attempt dir of a success, loaded once from the index and kept current, so deciding
+    /// the cache costs no round trip to SQLite per step.
+    known: HashMap<String, String>,
+    /// Step instance → dir of its latest success (to explain a miss).
+    last_ok: HashMap<String, String>,
+    /// Workdirs already created.
+    made_dirs: std::collections::HashSet<std::path::PathBuf>,
 }
 
 /// Drives `run` until it finishes (or the lease is lost). Returns the run's final state.
@@ -101,8 +108,20 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
         .await
         .ok_or_else(|| eyre!("the index thread stopped"))?
         .map_err(|e| eyre!("cannot update the index: {e}"))?;
+    let successes = index
+        .call(|ix| ix.successes())
+        .await
+        .ok_or_else(|| eyre!("the index thread stopped"))?
+        .map_err(|e| eyre!("cannot read the index: {e}"))?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut eng = Engine::new(run, plan, lease, index, done_tx, &opts)?;
+    for a in successes {
+        let dir = a.dir.to_string_lossy().into_owned();
+        if let Some(k) = a.cache_key {
+            eng.known.insert(k, dir.clone());
+        }
+        eng.last_ok.insert(a.step, dir);
+    }
     eng.resume()?;
     // A retry or re-run of a run nobody drove arrives as a request file: answer it before the first pass.
     eng.handle_requests()?;
@@ -222,6 +241,9 @@ impl Engine {
             progress: Progress::new(opts.progress),
             durations: (0.0, 0),
             host: crate::util::host(),
+            known: HashMap::new(),
+            last_ok: HashMap::new(),
+            made_dirs: Default::default(),
         })
     }
 
@@ -560,12 +582,19 @@ impl Engine {
         let inst = self.plan.instances[i].clone();
         let upstream = self.upstream_keys(i);
         let force = self.slots[i].force;
-        let inst2 = inst.clone();
-        let decided = self
-            .index
-            .call(move |ix| decide_cache(ix, &inst2, upstream, force))
-            .await
-            .ok_or_else(|| eyre!("the index thread stopped"))?;
+        let decided = if inst.inputs.is_empty() {
+            // Nothing to hash: no need for the index thread.
+            cache::manifest_with(&inst, upstream, &mut |_| Err("no inputs".into()))
+                .map(|m| self.decide(&inst, m, force))
+        } else {
+            let inst2 = inst.clone();
+            let m = self
+                .index
+                .call(move |ix| cache::manifest(ix, &inst2, upstream))
+                .await
+                .ok_or_else(|| eyre!("the index thread stopped"))?;
+            m.map(|m| self.decide(&inst, m, force))
+        };
         let (manifest, hit) = match decided {
             Ok(x) => x,
             Err(msg) => {
@@ -627,13 +656,16 @@ impl Engine {
             dir: dir.clone(),
             timeout: inst.timeout_s.map(Duration::from_secs_f64),
         };
-        if let Err(e) = std::fs::create_dir_all(&inst.workdir) {
+        if !self.made_dirs.contains(&inst.workdir)
+            && let Err(e) = std::fs::create_dir_all(&inst.workdir)
+        {
             return self.fail_without_start(
                 i,
                 attempt,
                 format!("cannot create workdir {}: {e}", inst.workdir.display()),
             );
         }
+        self.made_dirs.insert(inst.workdir.clone());
         match self.exec.launch(spec, self.done_tx.clone()) {
             Ok(launched) => {
                 self.emit(Event::AttemptStarted {
@@ -757,6 +789,11 @@ impl Engine {
             slot.state = state;
         }
         if state == StepState::Succeeded {
+            let d = dir.to_string_lossy().into_owned();
+            if let Some(k) = &slot.key {
+                self.known.insert(k.clone(), d.clone());
+            }
+            self.last_ok.insert(inst.name.clone(), d);
             slot.result_dir = Some(dir.to_string_lossy().into_owned());
             self.durations.0 += elapsed;
             self.durations.1 += 1;
@@ -862,43 +899,44 @@ enum CacheDecision {
     Miss(String),
 }
 
-/// Runs on the index thread: computes the key and looks for an earlier success with the same key.
-fn decide_cache(
-    ix: &mut Index,
-    inst: &Instance,
-    upstream: BTreeMap<String, String>,
-    force: bool,
-) -> std::result::Result<(cache::Manifest, CacheDecision), String> {
-    let m = cache::manifest(ix, inst, upstream)?;
-    if force {
-        return Ok((m, CacheDecision::Miss("forced".into())));
-    }
-    let hit = ix.cache_hit(&m.key).map_err(|e| e.to_string())?;
-    if let Some(a) = hit {
-        let missing = cache::missing_outputs(inst);
-        if missing.is_empty() {
-            return Ok((m, CacheDecision::Hit(a.dir.to_string_lossy().into_owned())));
+impl Engine {
+    /// Looks for an earlier success with the same key whose outputs still exist.
+    fn decide(
+        &self,
+        inst: &Instance,
+        m: cache::Manifest,
+        force: bool,
+    ) -> (cache::Manifest, CacheDecision) {
+        if force {
+            return (m, CacheDecision::Miss("forced".into()));
         }
-        return Ok((
-            m,
-            CacheDecision::Miss(format!("output {} is missing", missing.join(", "))),
-        ));
-    }
-    let reason = match ix.last_success(&inst.name).ok().flatten() {
-        None => "no earlier success".to_string(),
-        Some(prev) => match cache::read_manifest(&prev.dir) {
-            Some(old) => {
-                let why = cache::explain(&old, &m);
-                if why.is_empty() {
-                    "the cache key changed".into()
-                } else {
-                    why.join("; ")
-                }
+        if let Some(dir) = self.known.get(&m.key) {
+            let missing = cache::missing_outputs(inst);
+            if missing.is_empty() {
+                let dir = dir.clone();
+                return (m, CacheDecision::Hit(dir));
             }
-            None => "the earlier success left no cache manifest".into(),
-        },
-    };
-    Ok((m, CacheDecision::Miss(reason)))
+            return (
+                m,
+                CacheDecision::Miss(format!("output {} is missing", missing.join(", "))),
+            );
+        }
+        let reason = match self.last_ok.get(&inst.name) {
+            None => "no earlier success".to_string(),
+            Some(dir) => match cache::read_manifest(std::path::Path::new(dir)) {
+                Some(old) => {
+                    let why = cache::explain(&old, &m);
+                    if why.is_empty() {
+                        "the cache key changed".into()
+                    } else {
+                        why.join("; ")
+                    }
+                }
+                None => "the earlier success left no cache manifest".into(),
+            },
+        };
+        (m, CacheDecision::Miss(reason))
+    }
 }
 
 /// The environment a step sees on top of the inherited one.

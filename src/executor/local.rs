@@ -3,7 +3,6 @@
 //! its exit code to a file from an EXIT trap, so an engine that died can learn later how the step ended.
 
 use super::{Executor, Finished, LaunchSpec, Launched, Outcome};
-use crate::runlog::paths::{STDERR_FILE, STDOUT_FILE};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::HashMap;
@@ -29,15 +28,32 @@ struct Attempt {
     cancelled: Arc<AtomicBool>,
 }
 
-#[derive(Default)]
 pub struct LocalExecutor {
     /// Live attempts: their process-group id, and whether a cancel was asked for.
     groups: Arc<Mutex<HashMap<(String, u32), Attempt>>>,
+    /// bash, found on PATH once rather than searched for at every step.
+    bash: std::path::PathBuf,
+}
+
+impl Default for LocalExecutor {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LocalExecutor {
     pub fn new() -> Self {
-        Self::default()
+        let bash = std::env::var_os("PATH")
+            .and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("bash"))
+                    .find(|b| b.is_file())
+            })
+            .unwrap_or_else(|| "bash".into());
+        LocalExecutor {
+            groups: Default::default(),
+            bash,
+        }
     }
 }
 
@@ -51,6 +67,8 @@ fn command_file(spec: &LaunchSpec) -> String {
         "# sortie: run {:?} step {:?} attempt {}\n",
         spec.run_id, spec.step, spec.attempt
     );
+    // The step's shell opens its own log files: that work then runs beside the engine, not on its thread.
+    s.push_str("exec >\"$SORTIE_STEP_DIR/stdout.log\" 2>\"$SORTIE_STEP_DIR/stderr.log\"\n");
     s.push_str("__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; }\n");
     s.push_str("trap '__sortie_exit \"$?\"' EXIT\n");
     for (sig, n) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
@@ -90,9 +108,7 @@ impl Executor for LocalExecutor {
     ) -> std::io::Result<Launched> {
         let script_path = spec.dir.join("command.sh");
         std::fs::write(&script_path, command_file(&spec))?;
-        let stdout = std::fs::File::create(spec.dir.join(STDOUT_FILE))?;
-        let stderr = std::fs::File::create(spec.dir.join(STDERR_FILE))?;
-        let mut cmd = tokio::process::Command::new("bash");
+        let mut cmd = tokio::process::Command::new(&self.bash);
         cmd.arg("--noprofile")
             .arg("--norc")
             .arg("-e")
@@ -102,8 +118,8 @@ impl Executor for LocalExecutor {
             .current_dir(&spec.workdir)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(false);
         let mut child = cmd.spawn().map_err(|e| {

@@ -132,6 +132,21 @@ impl Index {
         )
     }
 
+    /// Every succeeded attempt that has a cache key, oldest first (so later ones win when collected into a
+    /// map): what an engine loads once instead of asking per step.
+    pub fn successes(&self) -> Result<Vec<AttemptRow>> {
+        self.rows(
+            "listing successes",
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts a \
+                 WHERE a.state = 'succeeded' AND a.cache_key IS NOT NULL \
+                 ORDER BY a.ended"
+            ),
+            [],
+            AttemptRow::from_row,
+        )
+    }
+
     /// The most recent succeeded attempt, in any run, of a step instance named `step`.
     pub fn last_success(&self, step: &str) -> Result<Option<AttemptRow>> {
         self.row(
