@@ -14,6 +14,7 @@ pub(crate) use say;
 
 mod check;
 mod demo;
+mod jobs;
 mod logs;
 mod metrics;
 mod run;
@@ -93,6 +94,20 @@ pub enum Command {
     },
     /// Copy the bundled demo pipeline to a fresh directory and run it.
     Demo(demo::DemoArgs),
+    /// Your SLURM jobs: queued, running, and the last day's history.
+    Jobs(jobs::JobsArgs),
+    /// One SLURM job in detail (queue, or accounting once it is gone).
+    Job(jobs::JobArgs),
+    /// Cancel SLURM jobs by id (`cancel` acts on runs).
+    JobCancel(jobs::JobIdsArgs),
+    /// Hold pending SLURM jobs.
+    Hold(jobs::JobIdsArgs),
+    /// Release held SLURM jobs.
+    Release(jobs::JobIdsArgs),
+    /// Requeue SLURM jobs.
+    Requeue(jobs::JobIdsArgs),
+    /// SLURM partitions: state, free nodes, CPUs and GPUs, time limits.
+    Cluster(jobs::ClusterArgs),
     /// Drive a run (what `run --detach` starts in the background).
     #[command(hide = true)]
     Engine(run::EngineArgs),
@@ -189,6 +204,13 @@ fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
             Ok(EXIT_OK)
         }
         Command::Demo(a) => demo::demo(a, cli.read_only, cli.theme.clone()),
+        Command::Jobs(a) => jobs::jobs(a),
+        Command::Job(a) => jobs::job(a),
+        Command::JobCancel(a) => jobs::act(jobs::Action::Cancel, a),
+        Command::Hold(a) => jobs::act(jobs::Action::Hold, a),
+        Command::Release(a) => jobs::act(jobs::Action::Release, a),
+        Command::Requeue(a) => jobs::act(jobs::Action::Requeue, a),
+        Command::Cluster(a) => jobs::cluster(a),
     }
 }
 

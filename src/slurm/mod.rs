@@ -9,6 +9,7 @@
 //! - `error`: [`SlurmError`], classified into transient / submit-limit / invalid-job / failed.
 //! - `process`: running a command with a timeout (behind a trait for tests).
 //! - `backend`, `cli_backend`, `rest_backend`: the trait and its implementations.
+//! - `poller`: one budgeted, adaptive polling service publishing [`poller::JobsSnapshot`]s.
 
 pub mod backend;
 pub mod cli_backend;
@@ -16,6 +17,7 @@ pub mod decode;
 pub mod error;
 pub mod model;
 pub mod paths;
+pub mod poller;
 pub mod process;
 pub mod rest_backend;
 pub mod scontrol;
