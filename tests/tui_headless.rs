@@ -218,10 +218,14 @@ fn snapshot() -> Snapshot {
         metric: Some("train/loss".into()),
         series: vec![
             SeriesData {
+                run: String::new(),
+                label: TRAIN[0].into(),
                 step: TRAIN[0].into(),
                 points: curve(300, 0.45, 0.0),
             },
             SeriesData {
+                run: String::new(),
+                label: TRAIN[3].into(),
                 step: TRAIN[3].into(),
                 points: curve(240, 0.35, 1.3),
             },

@@ -98,6 +98,11 @@ pub enum Action {
     Search,
     SearchNext,
     SearchPrev,
+    /// Pin the selected run: its curves join the metrics overlay (again to unpin).
+    Pin,
+    /// Jobs pane: sort by the next column; reverse the order.
+    Sort,
+    SortReverse,
     /// Switch theme by name (`:theme light`).
     Theme(String),
     /// Redraw everything.

@@ -21,6 +21,8 @@ pub enum Effect {
     },
     /// Start a pipeline file in the background.
     Launch(PathBuf),
+    /// `scancel` these SLURM jobs.
+    CancelJobs(Vec<String>),
     /// Copy text to the clipboard with OSC 52.
     Yank(String),
     /// Tell the data thread what is on screen.
@@ -109,8 +111,10 @@ pub struct App {
     pub filter: String,
     pub metrics: MetricsView,
     pub logs: LogsView,
-    /// The step whose logs are shown (and is watched by the data thread).
+    /// The step whose logs are shown (and is watched by the data thread), or `job N`.
     pub log_step: Option<String>,
+    /// A file to follow instead of the step's log (a SLURM job's output).
+    pub log_path: Option<PathBuf>,
     pub overlay: Option<Overlay>,
     /// A one-line message for the footer, with when it was set.
     pub status: Option<(String, Instant)>,
@@ -121,11 +125,59 @@ pub struct App {
     pub watch: Watch,
     /// The metric the user picked (the data thread falls back to the first one).
     pub metric_choice: Option<String>,
+    /// Runs pinned for comparison: their curves are overlaid in the metrics pane.
+    pub pinned: Vec<String>,
+    /// Series (by legend label) the user hid from the metrics pane.
+    pub hidden_series: BTreeSet<String>,
     pub cluster: bool,
     pub theme_name: String,
     pub config_warnings: Vec<String>,
     /// Shown in the header.
     pub user: String,
+    /// The Slurm poller's latest view of the user's jobs (None without a cluster).
+    pub jobs: Option<std::sync::Arc<crate::slurm::poller::JobsSnapshot>>,
+    pub job_sel: usize,
+    pub job_sort: JobSort,
+}
+
+/// Columns the Jobs pane sorts by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum JobColumn {
+    #[default]
+    Submitted,
+    Id,
+    Name,
+    State,
+    Partition,
+    Time,
+}
+
+impl JobColumn {
+    pub const ALL: [JobColumn; 6] = [
+        JobColumn::Submitted,
+        JobColumn::Id,
+        JobColumn::Name,
+        JobColumn::State,
+        JobColumn::Partition,
+        JobColumn::Time,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            JobColumn::Submitted => "submitted",
+            JobColumn::Id => "id",
+            JobColumn::Name => "name",
+            JobColumn::State => "state",
+            JobColumn::Partition => "partition",
+            JobColumn::Time => "time",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct JobSort {
+    pub column: JobColumn,
+    pub reverse: bool,
 }
 
 impl App {
@@ -151,6 +203,7 @@ impl App {
                 ..Default::default()
             },
             log_step: None,
+            log_path: None,
             overlay: None,
             status: None,
             data_error: None,
@@ -159,11 +212,53 @@ impl App {
             quit: false,
             watch: Watch::default(),
             metric_choice: None,
+            pinned: Vec::new(),
+            hidden_series: BTreeSet::new(),
             cluster: false,
             theme_name: "dark".into(),
             config_warnings: Vec::new(),
             user: crate::util::user(),
+            jobs: None,
+            job_sel: 0,
+            job_sort: JobSort::default(),
         }
+    }
+
+    /// The jobs in the order the Jobs pane shows them (after the filter).
+    pub fn sorted_jobs(&self) -> Vec<&crate::slurm::model::Job> {
+        let Some(snap) = &self.jobs else {
+            return Vec::new();
+        };
+        let f = self.filter.to_lowercase();
+        let mut v: Vec<&crate::slurm::model::Job> = snap
+            .jobs
+            .iter()
+            .filter(|j| {
+                f.is_empty()
+                    || j.id.contains(&f)
+                    || j.name.to_lowercase().contains(&f)
+                    || j.state.name().to_lowercase().contains(&f)
+                    || j.partition.as_deref().unwrap_or("").contains(&f)
+            })
+            .collect();
+        let key_num = |j: &crate::slurm::model::Job| j.job_id_raw.unwrap_or(0);
+        match self.job_sort.column {
+            // The poller lists newest submission first already.
+            JobColumn::Submitted => {}
+            JobColumn::Id => v.sort_by_key(|j| std::cmp::Reverse(key_num(j))),
+            JobColumn::Name => v.sort_by(|a, b| a.name.cmp(&b.name)),
+            JobColumn::State => v.sort_by_key(|j| j.state.code()),
+            JobColumn::Partition => v.sort_by(|a, b| a.partition.cmp(&b.partition)),
+            JobColumn::Time => v.sort_by_key(|j| std::cmp::Reverse(j.time_used_s.unwrap_or(0))),
+        }
+        if self.job_sort.reverse {
+            v.reverse();
+        }
+        v
+    }
+
+    pub fn selected_job(&self) -> Option<&crate::slurm::model::Job> {
+        self.sorted_jobs().get(self.job_sel).copied()
     }
 
     /// Runs shown in the runs list (after the filter).
@@ -302,8 +397,10 @@ impl App {
         let w = Watch {
             run: self.selected_run().map(|r| r.id.clone()),
             step: self.log_step.clone(),
+            path: self.log_path.clone(),
             stderr: self.logs.stderr,
             metric: self.metric_choice.clone().or(self.snapshot.metric.clone()),
+            compare: self.pinned.clone(),
         };
         if w != self.watch {
             self.watch = w.clone();
@@ -328,6 +425,10 @@ impl App {
                 }
                 RunsFocus::Dag => self.dag_sel = step_index(self.dag_sel, delta, self.dag.len()),
             },
+            Pane::Jobs => {
+                let n = self.sorted_jobs().len();
+                self.job_sel = step_index(self.job_sel, delta, n);
+            }
             Pane::Logs => {
                 self.logs.follow = false;
                 self.logs.scroll = (self.logs.scroll as isize - delta).max(0) as usize;
@@ -443,6 +544,7 @@ impl App {
                 }
                 self.overlay = Some(Overlay::Input(Input::LaunchFile("sortie.toml".into())));
             }
+            Action::Cancel if self.focus == Pane::Jobs => self.ask_cancel_job(),
             Action::Cancel => self.ask_cancel(),
             Action::Rerun | Action::RerunDownstream => {
                 let downstream = action == Action::RerunDownstream;
@@ -500,9 +602,26 @@ impl App {
                     },
                 );
             }
+            Action::Logs if self.focus == Pane::Jobs => {
+                let Some(j) = self.selected_job() else {
+                    return Vec::new();
+                };
+                let Some(out) = j.stdout.clone() else {
+                    self.set_status(format!("job {} has no known output file", j.id));
+                    return Vec::new();
+                };
+                self.log_step = Some(format!("job {}", j.id));
+                self.log_path = Some(PathBuf::from(out));
+                self.logs.tail = None;
+                self.logs.follow = true;
+                self.logs.scroll = 0;
+                self.focus = Pane::Logs;
+                return self.sync_watch();
+            }
             Action::Logs => {
-                if let Some(s) = self.selected_step() {
-                    self.log_step = Some(s.name.clone());
+                if let Some(name) = self.selected_step().map(|s| s.name.clone()) {
+                    self.log_path = None;
+                    self.log_step = Some(name);
                     self.logs.tail = None;
                     self.logs.follow = true;
                     self.logs.scroll = 0;
@@ -512,7 +631,9 @@ impl App {
                 self.set_status("select a step instance to see its logs");
             }
             Action::Yank => {
-                let text = if self.runs_focus == RunsFocus::Dag {
+                let text = if self.focus == Pane::Jobs {
+                    self.selected_job().map(|j| j.id.clone())
+                } else if self.runs_focus == RunsFocus::Dag {
                     self.selected_step_name()
                 } else {
                     self.selected_run().map(|r| r.id.clone())
@@ -554,6 +675,21 @@ impl App {
             }
             Action::Theme(name) => {
                 self.theme_name = name;
+            }
+            Action::Sort => {
+                let all = JobColumn::ALL;
+                let i = all
+                    .iter()
+                    .position(|c| *c == self.job_sort.column)
+                    .unwrap_or(0);
+                self.job_sort.column = all[(i + 1) % all.len()];
+                self.set_status(format!("jobs sorted by {}", self.job_sort.column.label()));
+            }
+            Action::SortReverse => self.job_sort.reverse = !self.job_sort.reverse,
+            Action::Pin => {
+                if let Some(id) = self.selected_run().map(|r| r.id.clone()) {
+                    return self.toggle_pin(id);
+                }
             }
             Action::Redraw => {}
         }
@@ -625,6 +761,26 @@ impl App {
         } else if self.focus == Pane::Metrics {
             self.metrics.cursor = None;
         }
+    }
+
+    fn ask_cancel_job(&mut self) {
+        let Some(j) = self.selected_job() else {
+            self.set_status("no job selected");
+            return;
+        };
+        if j.is_finished() {
+            let msg = format!("job {} already ended ({})", j.id, j.state.name());
+            self.set_status(msg);
+            return;
+        }
+        let message = format!(
+            "Cancel SLURM job {} ({}, {})? scancel stops it and every task of it.",
+            j.id,
+            j.name,
+            j.state.name()
+        );
+        let id = j.id.clone();
+        self.confirm(message, Effect::CancelJobs(vec![id]));
     }
 
     fn ask_cancel(&mut self) {
@@ -803,11 +959,48 @@ impl App {
                 let item = f.selected_item().cloned();
                 self.overlay = None;
                 if let Some(item) = item {
-                    return self.jump(item);
+                    return self.jump_or_choose(item);
                 }
             }
         }
         Vec::new()
+    }
+
+    /// Pins a run's curves into the metrics overlay, or unpins it.
+    fn toggle_pin(&mut self, id: String) -> Vec<Effect> {
+        if let Some(p) = self.pinned.iter().position(|r| *r == id) {
+            self.pinned.remove(p);
+            self.set_status(format!("run {id} no longer compared"));
+        } else {
+            self.pinned.push(id.clone());
+            self.set_status(format!(
+                "run {id} pinned: its curves are overlaid in Metrics"
+            ));
+        }
+        self.sync_watch()
+    }
+
+    /// Shows what a finder item names. From the metrics pane, a run toggles its comparison overlay
+    /// and a step toggles its curve.
+    fn jump_or_choose(&mut self, item: super::finder::FinderItem) -> Vec<Effect> {
+        use super::finder::FinderKind;
+        if self.focus == Pane::Metrics {
+            match item.kind {
+                FinderKind::Run => return self.toggle_pin(item.target),
+                FinderKind::Step => {
+                    let label = item.target;
+                    if !self.hidden_series.remove(&label) {
+                        self.hidden_series.insert(label.clone());
+                        self.set_status(format!("{label} hidden from the chart"));
+                    } else {
+                        self.set_status(format!("{label} shown"));
+                    }
+                    return Vec::new();
+                }
+                FinderKind::Metric => {}
+            }
+        }
+        self.jump(item)
     }
 
     /// Shows what a finder item names.

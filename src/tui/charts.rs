@@ -1,17 +1,41 @@
-//! Chart data kept across frames: each series is smoothed and transformed once per (data, settings) and
-//! reused until either changes; drawing then only decimates to the pane's width.
+//! Chart data kept across frames: each series is converted once per data change, smoothed and transformed
+//! once per (data, settings), and the drawn chart itself is reused while nothing it shows changed, so an
+//! idle frame costs a copy, not a scan of a million points.
 
 use super::app::App;
 use super::chart::{ChartStyles, CurveChart, PrepareKey, PreparedSeries, Series, Smoothing};
 use super::view::ViewCtx;
 use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
+use std::cell::RefCell;
 use std::sync::Arc;
+
+struct Entry {
+    label: String,
+    /// Identity of the points vector it was converted from (the data thread hands out a new Arc
+    /// whenever a series' points change).
+    identity: usize,
+    series: Series,
+    prepared: PreparedSeries,
+}
+
+/// Everything the drawn chart depends on.
+#[derive(Clone, PartialEq)]
+struct DrawKey {
+    area: Rect,
+    series: Vec<(String, usize, PrepareKey)>,
+    show_raw: bool,
+    cursor: Option<u64>,
+    theme: String,
+}
 
 #[derive(Default)]
 pub struct ChartCache {
-    /// (step, identity of the points vector, prepared series), in draw order.
-    entries: Vec<(String, usize, PreparedSeries)>,
+    entries: Vec<Entry>,
+    /// The last drawn chart and what it was drawn from.
+    drawn: RefCell<Option<(DrawKey, Buffer)>>,
 }
 
 impl ChartCache {
@@ -22,9 +46,13 @@ impl ChartCache {
         } else {
             Smoothing::None
         };
-        let mut next = Vec::with_capacity(app.snapshot.series.len());
-        for s in &app.snapshot.series {
-            // The data thread hands out a new Arc whenever a series' points change.
+        let mut old = std::mem::take(&mut self.entries);
+        for s in app
+            .snapshot
+            .series
+            .iter()
+            .filter(|s| !app.hidden_series.contains(&s.label))
+        {
             let identity = Arc::as_ptr(&s.points) as usize;
             let key = PrepareKey {
                 version: identity as u64,
@@ -32,28 +60,51 @@ impl ChartCache {
                 x_mode: app.metrics.x_mode,
                 log_y: app.metrics.log_y,
             };
-            let pos = self.entries.iter().position(|e| e.0 == s.step);
-            let entry = match pos {
+            let entry = match old.iter().position(|e| e.label == s.label) {
                 Some(p) => {
-                    let mut e = self.entries.swap_remove(p);
-                    if e.2.key() != key {
-                        e.2 = PreparedSeries::new(&to_series(&s.step, &s.points), key);
+                    let mut e = old.swap_remove(p);
+                    if e.identity != identity {
+                        e.series = to_series(&s.label, &s.points);
+                        e.identity = identity;
                     }
-                    e.1 = identity;
+                    // A settings change only re-smooths the kept series, reusing its buffers.
+                    e.prepared.refresh(&e.series, key);
                     e
                 }
-                None => (
-                    s.step.clone(),
-                    identity,
-                    PreparedSeries::new(&to_series(&s.step, &s.points), key),
-                ),
+                None => {
+                    let series = to_series(&s.label, &s.points);
+                    let prepared = PreparedSeries::new(&series, key);
+                    Entry {
+                        label: s.label.clone(),
+                        identity,
+                        series,
+                        prepared,
+                    }
+                }
             };
-            next.push(entry);
+            self.entries.push(entry);
         }
-        self.entries = next;
     }
 
     pub fn render(&self, frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
+        let key = DrawKey {
+            area,
+            series: self
+                .entries
+                .iter()
+                .map(|e| (e.label.clone(), e.identity, e.prepared.key()))
+                .collect(),
+            show_raw: app.metrics.show_raw,
+            cursor: app.metrics.cursor.map(f64::to_bits),
+            theme: ctx.theme.name().to_string(),
+        };
+        let mut drawn = self.drawn.borrow_mut();
+        if let Some((k, buf)) = drawn.as_ref()
+            && *k == key
+        {
+            copy(buf, frame.buffer_mut(), area);
+            return;
+        }
         let styles = ChartStyles {
             series: (0..8)
                 .map(|i| ctx.style(&format!("chart.series.{i}")))
@@ -63,14 +114,29 @@ impl ChartCache {
             text: ctx.style("text"),
             cursor: ctx.style("chart.cursor"),
         };
-        let mut chart = CurveChart::new(self.entries.iter().map(|e| &e.2))
+        let mut chart = CurveChart::new(self.entries.iter().map(|e| &e.prepared))
             .styles(styles)
             .show_raw(app.metrics.show_raw)
             .empty_hint("no finite points yet");
         if let (Some(frac), Some((lo, hi))) = (app.metrics.cursor, chart.x_bounds()) {
             chart = chart.cursor(Some(lo + frac * (hi - lo)));
         }
-        frame.render_widget(&chart, area);
+        // Start from what is under the chart (the pane's background), as drawing in place would.
+        let mut buf = Buffer::empty(area);
+        copy(frame.buffer_mut(), &mut buf, area);
+        (&chart).render(area, &mut buf);
+        copy(&buf, frame.buffer_mut(), area);
+        *drawn = Some((key, buf));
+    }
+}
+
+/// Copies the cells of `area` from one buffer to another.
+fn copy(from: &Buffer, to: &mut Buffer, area: Rect) {
+    let area = area.intersection(to.area).intersection(from.area);
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            to[(x, y)] = from[(x, y)].clone();
+        }
     }
 }
 

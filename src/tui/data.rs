@@ -16,15 +16,22 @@ pub struct Watch {
     pub run: Option<String>,
     /// The step whose log is shown.
     pub step: Option<String>,
+    /// A file to follow instead (a SLURM job's output); `step` then only labels it.
+    pub path: Option<PathBuf>,
     pub stderr: bool,
     /// The metric drawn in the metrics pane.
     pub metric: Option<String>,
+    /// Other runs whose curves of the same metric are overlaid (pinned for comparison).
+    pub compare: Vec<String>,
 }
 
 /// One metric series of one step instance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesData {
+    pub run: String,
     pub step: String,
+    /// The legend: the step, or `run/step` for a compared run.
+    pub label: String,
     pub points: Arc<Vec<Point>>,
 }
 
@@ -70,6 +77,9 @@ pub enum DataMsg {
     },
 }
 
+/// How often freshness is confirmed when nothing else is sent (half the UI's stale threshold).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// How much of a log file's end is read.
 const LOG_TAIL_BYTES: u64 = 256 * 1024;
 
@@ -94,7 +104,9 @@ pub fn run(
     let mut last: Option<Snapshot> = None;
     let mut cache: SeriesCache = HashMap::new();
     let mut log_sig: Option<(PathBuf, u64, std::time::SystemTime)> = None;
+    let mut ok_at = Instant::now();
     let mut last_error: Option<String> = None;
+    let mut last_sent = Instant::now() - HEARTBEAT;
     loop {
         let mut changed_watch = false;
         match watch_rx.recv_timeout(if last.is_none() {
@@ -122,17 +134,22 @@ pub fn run(
         };
         let snap = build(ix, &project, &watch, &mut cache);
         let error = snap.error.clone();
-        if error != last_error || error.is_none() && last.is_none() {
+        if error.is_none() {
+            ok_at = Instant::now();
+        }
+        // The UI marks data stale by the time of the last good refresh: tell it when the error changes,
+        // and otherwise now and then (well inside the stale threshold) even if nothing else is sent.
+        // Nothing changing means nearly no messages, and no redraws.
+        if error != last_error || last_sent.elapsed() >= HEARTBEAT {
             last_error = error.clone();
-            if !send(DataMsg::Health {
-                ok_at: Instant::now(),
-                error,
-            }) {
+            last_sent = Instant::now();
+            if !send(DataMsg::Health { ok_at, error }) {
                 return;
             }
         }
         if last.as_ref() != Some(&snap) {
             last = Some(snap.clone());
+            last_sent = Instant::now();
             if !send(DataMsg::Snapshot(Box::new(snap.clone()))) {
                 return;
             }
@@ -179,23 +196,11 @@ fn build(ix: &mut Index, project: &Project, watch: &Watch, cache: &mut SeriesCac
         .filter(|m| keys.contains(m))
         .or_else(|| keys.first().cloned());
     if let Some(m) = &metric {
-        for s in summaries.iter().filter(|s| &s.key == m) {
-            let key = (run.clone(), s.step.clone(), m.clone());
-            // Series are re-read only when their point count moved.
-            let points = match cache.get(&key) {
-                Some((count, pts)) if *count == s.count => pts.clone(),
-                _ => {
-                    let pts =
-                        Arc::new(ix.metric_points(&run, &s.step, None, m).unwrap_or_default());
-                    cache.insert(key, (s.count, pts.clone()));
-                    pts
-                }
-            };
-            if !snap.series.iter().any(|x| x.step == s.step) {
-                snap.series.push(SeriesData {
-                    step: s.step.clone(),
-                    points,
-                });
+        add_series(ix, &run, m, &summaries, false, cache, &mut snap.series);
+        for other in watch.compare.iter().filter(|r| **r != run) {
+            if snap.runs.iter().any(|x| x.id == *other) {
+                let sums = ix.metric_summaries(other, None).unwrap_or_default();
+                add_series(ix, other, m, &sums, true, cache, &mut snap.series);
             }
         }
     }
@@ -205,6 +210,48 @@ fn build(ix: &mut Index, project: &Project, watch: &Watch, cache: &mut SeriesCac
     snap
 }
 
+/// Adds one series per step of `run` that has metric `m` (its latest attempt), reading points only
+/// when their count moved since the last read.
+fn add_series(
+    ix: &mut Index,
+    run: &str,
+    m: &str,
+    summaries: &[crate::index::MetricSummary],
+    labelled: bool,
+    cache: &mut SeriesCache,
+    out: &mut Vec<SeriesData>,
+) {
+    let mut latest: Vec<&crate::index::MetricSummary> = Vec::new();
+    for s in summaries.iter().filter(|s| s.key == m) {
+        match latest.iter_mut().find(|x| x.step == s.step) {
+            Some(x) if x.attempt < s.attempt => *x = s,
+            Some(_) => {}
+            None => latest.push(s),
+        }
+    }
+    for s in latest {
+        let key = (run.to_string(), s.step.clone(), m.to_string());
+        let points = match cache.get(&key) {
+            Some((count, pts)) if *count == s.count => pts.clone(),
+            _ => {
+                let pts = Arc::new(ix.metric_points(run, &s.step, None, m).unwrap_or_default());
+                cache.insert(key, (s.count, pts.clone()));
+                pts
+            }
+        };
+        out.push(SeriesData {
+            run: run.to_string(),
+            step: s.step.clone(),
+            label: if labelled {
+                format!("{run}/{}", s.step)
+            } else {
+                s.step.clone()
+            },
+            points,
+        });
+    }
+}
+
 /// Reads the tail of the watched step's log when the file changed since the last read.
 fn read_log(
     snap: &Snapshot,
@@ -212,22 +259,27 @@ fn read_log(
     sig: &mut Option<(PathBuf, u64, std::time::SystemTime)>,
 ) -> Option<LogTail> {
     use std::io::{Read, Seek, SeekFrom};
-    let run = snap.run.as_ref()?;
+    let run = snap.run.clone().unwrap_or_default();
     let step_name = watch.step.as_ref()?;
-    let step = snap.steps.iter().find(|s| &s.name == step_name)?;
-    let row = snap.runs.iter().find(|r| &r.id == run)?;
-    let dir = match &step.dir {
-        Some(d) => d.clone(),
-        None if step.attempts > 0 => {
-            RunDir::new(row.dir.clone()).attempt_dir(&step.name, step.attempts)
+    let path = match &watch.path {
+        Some(p) => p.clone(),
+        None => {
+            let step = snap.steps.iter().find(|s| &s.name == step_name)?;
+            let row = snap.runs.iter().find(|r| r.id == run)?;
+            let dir = match &step.dir {
+                Some(d) => d.clone(),
+                None if step.attempts > 0 => {
+                    RunDir::new(row.dir.clone()).attempt_dir(&step.name, step.attempts)
+                }
+                None => return None,
+            };
+            dir.join(if watch.stderr {
+                crate::runlog::paths::STDERR_FILE
+            } else {
+                crate::runlog::paths::STDOUT_FILE
+            })
         }
-        None => return None,
     };
-    let path = dir.join(if watch.stderr {
-        crate::runlog::paths::STDERR_FILE
-    } else {
-        crate::runlog::paths::STDOUT_FILE
-    });
     let meta = std::fs::metadata(&path).ok();
     let now_sig = (
         path.clone(),
@@ -258,7 +310,7 @@ fn read_log(
         }
     }
     Some(LogTail {
-        run: run.clone(),
+        run,
         step: step_name.clone(),
         stderr: watch.stderr,
         path,

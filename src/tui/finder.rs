@@ -35,8 +35,7 @@ pub struct FinderItem {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FinderMatch {
     pub item: usize,
-    /// Character positions in `text` that matched, sorted.
-    pub indices: Vec<usize>,
+    pub score: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +44,8 @@ pub struct FinderState {
     pub items: Vec<FinderItem>,
     pub matches: Vec<FinderMatch>,
     pub selected: usize,
+    /// The query `matches` were scored for: a query that extends it only re-scores those matches.
+    scored_for: String,
 }
 
 /// The items the finder offers for a snapshot.
@@ -81,44 +82,63 @@ impl FinderState {
             items,
             matches: Vec::new(),
             selected: 0,
+            scored_for: String::new(),
         };
         s.rematch();
         s
     }
 
-    /// Re-scores every item for the current query, best first.
+    /// Scores items for the current query, best first. Typing more only narrows: when the new query
+    /// extends the one `matches` were scored for, just those are re-scored. Match positions for
+    /// highlighting are computed later, for the rows on screen only ([`FinderState::indices`]).
     pub fn rematch(&mut self) {
         self.selected = 0;
         if self.query.is_empty() {
             self.matches = (0..self.items.len())
-                .map(|item| FinderMatch {
-                    item,
-                    indices: Vec::new(),
-                })
+                .map(|item| FinderMatch { item, score: 0 })
                 .collect();
+            self.scored_for.clear();
             return;
         }
         let pattern = Pattern::parse(&self.query, CaseMatching::Smart, Normalization::Smart);
         let mut matcher = Matcher::new(nucleo::Config::DEFAULT);
         let mut buf = Vec::new();
-        let mut scored: Vec<(u32, FinderMatch)> = Vec::new();
-        for (i, it) in self.items.iter().enumerate() {
-            let hay = Utf32Str::new(&it.text, &mut buf);
-            let mut idx = Vec::new();
-            if let Some(score) = pattern.indices(hay, &mut matcher, &mut idx) {
-                idx.sort_unstable();
-                idx.dedup();
-                scored.push((
-                    score,
-                    FinderMatch {
-                        item: i,
-                        indices: idx.into_iter().map(|x| x as usize).collect(),
-                    },
-                ));
+        // A trailing backslash or a negation changes meaning as it grows: score everything then.
+        let narrows = !self.scored_for.is_empty()
+            && self.query.starts_with(&self.scored_for)
+            && !self.query.contains('!')
+            && !self.scored_for.ends_with('\\');
+        let candidates: Vec<usize> = if narrows {
+            self.matches.iter().map(|m| m.item).collect()
+        } else {
+            (0..self.items.len()).collect()
+        };
+        let mut scored: Vec<FinderMatch> = Vec::with_capacity(candidates.len());
+        for i in candidates {
+            let hay = Utf32Str::new(&self.items[i].text, &mut buf);
+            if let Some(score) = pattern.score(hay, &mut matcher) {
+                scored.push(FinderMatch { item: i, score });
             }
         }
-        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.item.cmp(&b.1.item)));
-        self.matches = scored.into_iter().map(|(_, m)| m).collect();
+        scored.sort_unstable_by(|a, b| b.score.cmp(&a.score).then(a.item.cmp(&b.item)));
+        self.matches = scored;
+        self.scored_for.clone_from(&self.query);
+    }
+
+    /// Character positions of `item`'s text that match the query, sorted, for highlighting.
+    pub fn indices(&self, item: usize) -> Vec<usize> {
+        if self.query.is_empty() {
+            return Vec::new();
+        }
+        let pattern = Pattern::parse(&self.query, CaseMatching::Smart, Normalization::Smart);
+        let mut matcher = Matcher::new(nucleo::Config::DEFAULT);
+        let mut buf = Vec::new();
+        let hay = Utf32Str::new(&self.items[item].text, &mut buf);
+        let mut idx = Vec::new();
+        pattern.indices(hay, &mut matcher, &mut idx);
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter().map(|x| x as usize).collect()
     }
 
     pub fn selected_item(&self) -> Option<&FinderItem> {
@@ -152,7 +172,7 @@ mod tests {
         f.rematch();
         assert_eq!(f.matches.len(), 1);
         assert_eq!(f.selected_item().unwrap().target, "a");
-        assert_eq!(f.matches[0].indices, vec![12, 13, 14]);
+        assert_eq!(f.indices(f.matches[0].item), vec![12, 13, 14]);
         f.query = "vacc".into();
         f.rematch();
         assert_eq!(f.selected_item().unwrap().target, "b");

@@ -31,6 +31,14 @@ pub enum Msg {
     Done(std::result::Result<String, String>),
     /// SIGTERM or SIGHUP: restore the terminal and leave (runs keep going).
     Stop,
+    /// The Slurm poller's latest view of the user's jobs.
+    Jobs(std::sync::Arc<crate::slurm::poller::JobsSnapshot>),
+}
+
+/// The Slurm connection the TUI uses: one backend and one poller for everything on screen.
+pub struct Slurm {
+    pub backend: std::sync::Arc<dyn crate::slurm::backend::SlurmBackend + Send + Sync>,
+    pub poller: crate::slurm::poller::PollerHandle,
 }
 
 /// How the TUI starts.
@@ -50,6 +58,7 @@ pub struct Ui {
     pub charts: ChartCache,
     watch_tx: Option<Sender<data::Watch>>,
     tx: Sender<Msg>,
+    pub slurm: Option<std::sync::Arc<Slurm>>,
 }
 
 impl Ui {
@@ -67,6 +76,7 @@ impl Ui {
                 charts: ChartCache::default(),
                 watch_tx: None,
                 tx,
+                slurm: None,
             },
             rx,
         )
@@ -110,6 +120,12 @@ impl Ui {
             }
             Msg::Stop => {
                 self.app.quit = true;
+                Vec::new()
+            }
+            Msg::Jobs(j) => {
+                let n = j.jobs.len();
+                self.app.jobs = Some(j);
+                self.app.job_sel = self.app.job_sel.min(n.saturating_sub(1));
                 Vec::new()
             }
         };
@@ -190,6 +206,23 @@ impl Ui {
                         let _ = tx.send(Msg::Done(r));
                     });
                 }
+                Effect::CancelJobs(ids) => {
+                    let tx = self.tx.clone();
+                    let Some(slurm) = self.slurm.clone() else {
+                        self.app.set_status("no SLURM cluster");
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let r = slurm
+                            .backend
+                            .cancel(&ids)
+                            .map(|_| format!("cancelled job {}", ids.join(", ")))
+                            .map_err(|e| e.to_string());
+                        // Look again soon: the job's end is news.
+                        slurm.poller.poke();
+                        let _ = tx.send(Msg::Done(r));
+                    });
+                }
                 Effect::Launch(path) => {
                     let tx = self.tx.clone();
                     std::thread::spawn(move || {
@@ -247,6 +280,9 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
     let interval = config.settings.poll_interval();
     let (mut ui, rx) = Ui::headless(config, opts.read_only);
     ui.app.cluster = which("squeue");
+    if ui.app.cluster {
+        ui.slurm = Some(start_slurm(&ui.config.settings, ui.tx.clone()));
+    }
     if let Some(w) = ui.app.config_warnings.first() {
         ui.app.set_status(format!("config: {w}"));
     }
@@ -314,6 +350,37 @@ fn event_loop(
             dirty |= ui.handle(m);
         }
     }
+}
+
+/// One poller for everything on screen, within the RPC budget from the settings.
+fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> std::sync::Arc<Slurm> {
+    use crate::slurm::cli_backend::{CliBackend, CliConfig};
+    use crate::slurm::poller::{Poller, PollerConfig};
+    let backend: std::sync::Arc<dyn crate::slurm::backend::SlurmBackend + Send + Sync> =
+        std::sync::Arc::new(CliBackend::new(CliConfig::default()));
+    let cfg = PollerConfig {
+        // The file poll may be fast; the controller is asked at most every 10 s to begin with.
+        interval: settings
+            .poll
+            .interval
+            .max(std::time::Duration::from_secs(10)),
+        max_interval: settings.poll.max_interval,
+        budget_per_min: settings.poll.rpc_budget_per_minute,
+        ..Default::default()
+    };
+    let poller = Poller::spawn(backend.clone(), cfg);
+    let updates = poller.subscribe();
+    std::thread::Builder::new()
+        .name("sortie-jobs".into())
+        .spawn(move || {
+            for snap in updates {
+                if tx.send(Msg::Jobs(snap)).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawn jobs thread");
+    std::sync::Arc::new(Slurm { backend, poller })
 }
 
 fn spawn_input(tx: Sender<Msg>) {

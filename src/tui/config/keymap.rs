@@ -502,6 +502,9 @@ pub const SIMPLE_ACTIONS: &[Action] = &[
     Action::SearchNext,
     Action::SearchPrev,
     Action::Redraw,
+    Action::Sort,
+    Action::SortReverse,
+    Action::Pin,
 ];
 
 fn all_action_names() -> impl Iterator<Item = &'static str> + Clone {
@@ -554,6 +557,9 @@ pub fn action_name(a: &Action) -> &'static str {
         Action::SearchPrev => "search_prev",
         Action::Theme(_) => "theme",
         Action::Redraw => "redraw",
+        Action::Sort => "sort",
+        Action::SortReverse => "sort_reverse",
+        Action::Pin => "pin",
     }
 }
 
@@ -600,6 +606,9 @@ pub fn describe(a: &Action) -> &'static str {
         Action::SearchPrev => "previous match",
         Action::Theme(_) => "switch theme",
         Action::Redraw => "redraw the screen",
+        Action::Sort => "sort by the next column",
+        Action::SortReverse => "reverse the sort order",
+        Action::Pin => "pin the run's curves into the metrics overlay",
     }
 }
 

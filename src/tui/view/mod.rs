@@ -1,6 +1,7 @@
 //! Drawing: pure functions of the model. Nothing here changes state or does I/O.
 
 pub mod header;
+mod jobs;
 mod logs;
 mod metrics;
 mod overlay;
@@ -98,6 +99,7 @@ fn pane(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx, p: Pane) {
         Pane::Runs => runs::draw(frame, area, app, ctx, block(app, ctx, p, "")),
         Pane::Logs => logs::draw(frame, area, app, ctx, block(app, ctx, p, "")),
         Pane::Metrics => metrics::draw(frame, area, app, ctx, block(app, ctx, p, "")),
+        Pane::Jobs if app.cluster => jobs::draw(frame, area, app, ctx, block(app, ctx, p, "")),
         Pane::Jobs => hint(
             frame,
             area,

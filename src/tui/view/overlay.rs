@@ -169,15 +169,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
             let items: Vec<ListItem> = f
                 .matches
                 .iter()
-                .take(200)
+                .take(r.height as usize)
                 .map(|m| {
                     let it = &f.items[m.item];
+                    // Positions only for the rows on screen.
+                    let indices = f.indices(m.item);
                     let mut spans = vec![Span::styled(
                         format!("{:<7}", it.kind.label()),
                         ctx.style("text.dim"),
                     )];
                     for (i, ch) in it.text.chars().enumerate() {
-                        let key = if m.indices.binary_search(&i).is_ok() {
+                        let key = if indices.binary_search(&i).is_ok() {
                             "match"
                         } else {
                             "text"

@@ -52,8 +52,14 @@ fn runs_list(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
             };
             let style = ctx.style(&format!("state.{}", r.state.as_str()));
             let took = crate::util::human_duration(r.ended.unwrap_or(now) - r.created);
+            let pin = if app.pinned.contains(&r.id) {
+                "◆"
+            } else {
+                " "
+            };
             ListItem::new(Line::from(vec![
-                Span::styled(format!("{glyph} "), style),
+                Span::styled(format!("{glyph}"), style),
+                Span::styled(pin, ctx.style("match")),
                 Span::styled(format!("{} ", r.id), ctx.style("text")),
                 Span::styled(format!("{:<10.10} ", r.pipeline), ctx.style("text.dim")),
                 Span::styled(format!("{:>3}/{:<3}", r.steps_done, r.steps_total), style),
