@@ -47,6 +47,7 @@ impl ChartCache {
             Smoothing::None
         };
         let mut old = std::mem::take(&mut self.entries);
+        let mut keys = Vec::new();
         for s in app
             .snapshot
             .series
@@ -67,8 +68,6 @@ impl ChartCache {
                         e.series = to_series(&s.label, &s.points);
                         e.identity = identity;
                     }
-                    // A settings change only re-smooths the kept series, reusing its buffers.
-                    e.prepared.refresh(&e.series, key);
                     e
                 }
                 None => {
@@ -83,6 +82,28 @@ impl ChartCache {
                 }
             };
             self.entries.push(entry);
+            keys.push(key);
+        }
+        // A settings change re-smooths every kept series (reusing their buffers), each on a thread of
+        // its own so the cores share the work whatever the series' sizes.
+        let stale: Vec<(&mut Entry, PrepareKey)> = self
+            .entries
+            .iter_mut()
+            .zip(keys)
+            .filter(|(e, k)| e.prepared.key() != *k)
+            .collect();
+        if stale.len() <= 1 {
+            for (e, k) in stale {
+                e.prepared.refresh(&e.series, k);
+            }
+        } else {
+            std::thread::scope(|scope| {
+                for (e, k) in stale {
+                    scope.spawn(move || {
+                        e.prepared.refresh(&e.series, k);
+                    });
+                }
+            });
         }
     }
 

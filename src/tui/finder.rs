@@ -101,8 +101,6 @@ impl FinderState {
             return;
         }
         let pattern = Pattern::parse(&self.query, CaseMatching::Smart, Normalization::Smart);
-        let mut matcher = Matcher::new(nucleo::Config::DEFAULT);
-        let mut buf = Vec::new();
         // A trailing backslash or a negation changes meaning as it grows: score everything then.
         let narrows = !self.scored_for.is_empty()
             && self.query.starts_with(&self.scored_for)
@@ -113,14 +111,48 @@ impl FinderState {
         } else {
             (0..self.items.len()).collect()
         };
-        let mut scored: Vec<FinderMatch> = Vec::with_capacity(candidates.len());
-        for i in candidates {
-            let hay = Utf32Str::new(&self.items[i].text, &mut buf);
-            if let Some(score) = pattern.score(hay, &mut matcher) {
-                scored.push(FinderMatch { item: i, score });
-            }
+        // Big lists are scored on every core, each with its own matcher.
+        let threads = if candidates.len() < 20_000 {
+            1
+        } else {
+            crate::util::cores().min(8)
+        };
+        let chunk = candidates.len().div_ceil(threads).max(1);
+        let items = &self.items;
+        let pattern = &pattern;
+        let mut scored: Vec<FinderMatch> = std::thread::scope(|scope| {
+            let handles: Vec<_> = candidates
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut matcher = Matcher::new(nucleo::Config::DEFAULT);
+                        let mut buf = Vec::new();
+                        let mut out = Vec::with_capacity(part.len());
+                        for &i in part {
+                            let hay = Utf32Str::new(&items[i].text, &mut buf);
+                            if let Some(score) = pattern.score(hay, &mut matcher) {
+                                out.push(FinderMatch { item: i, score });
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        // Only the best rows are ever looked at in order: rank the top ones, leave the tail unsorted.
+        let order =
+            |a: &FinderMatch, b: &FinderMatch| b.score.cmp(&a.score).then(a.item.cmp(&b.item));
+        const RANKED: usize = 2000;
+        if scored.len() > RANKED {
+            scored.select_nth_unstable_by(RANKED - 1, order);
+            scored[..RANKED].sort_unstable_by(order);
+        } else {
+            scored.sort_unstable_by(order);
         }
-        scored.sort_unstable_by(|a, b| b.score.cmp(&a.score).then(a.item.cmp(&b.item)));
         self.matches = scored;
         self.scored_for.clone_from(&self.query);
     }

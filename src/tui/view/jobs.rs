@@ -8,6 +8,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+use std::collections::HashMap;
 
 fn state_key(c: StateClass) -> &'static str {
     match c {
@@ -47,14 +48,9 @@ fn time_cell(j: &Job) -> String {
     }
 }
 
-fn detail_cell(j: &Job, app: &App) -> String {
-    if let Some(step) = app
-        .snapshot
-        .steps
-        .iter()
-        .find(|s| s.job_id.as_deref() == Some(j.id.as_str()))
-    {
-        return format!("→ {}", step.name);
+fn detail_cell(j: &Job, links: &HashMap<&str, &str>) -> String {
+    if let Some(step) = links.get(j.id.as_str()) {
+        return format!("→ {step}");
     }
     if j.is_finished() {
         let cpu = j
@@ -130,8 +126,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx, block: Bloc
         ]
         .map(|h| Cell::from(Span::styled(h, ctx.style("text.dim")))),
     );
+    // Only the rows on screen are built: 10 000 jobs cost no more than 50.
+    let visible = block.inner(area).height.saturating_sub(1).max(1) as usize;
+    let offset = app
+        .job_sel
+        .saturating_sub(visible - 1)
+        .min(jobs.len().saturating_sub(1));
+    // sortie's own jobs link to their step.
+    let links: HashMap<&str, &str> = app
+        .snapshot
+        .steps
+        .iter()
+        .filter_map(|s| Some((s.job_id.as_deref()?, s.name.as_str())))
+        .collect();
     let rows: Vec<Row> = jobs
         .iter()
+        .skip(offset)
+        .take(visible)
         .map(|j| {
             let st = ctx.style(state_key(j.state.class()));
             Row::new(vec![
@@ -146,7 +157,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx, block: Bloc
                     ctx.style("text.dim"),
                 )),
                 Cell::from(Span::styled(time_cell(j), ctx.style("text"))),
-                Cell::from(Span::styled(detail_cell(j, app), ctx.style("text.dim"))),
+                Cell::from(Span::styled(detail_cell(j, &links), ctx.style("text.dim"))),
             ])
         })
         .collect();
@@ -168,6 +179,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx, block: Bloc
     } else {
         ctx.style("text")
     });
-    let mut state = TableState::default().with_selected(Some(app.job_sel));
+    let mut state = TableState::default().with_selected(Some(app.job_sel.saturating_sub(offset)));
     frame.render_stateful_widget(table, area, &mut state);
 }
