@@ -76,6 +76,8 @@ struct Engine {
     parallel: usize,
     in_use: usize,
     cancelling: bool,
+    /// Why the run is being cancelled (interrupted, terminated, cancelled by request), for pending steps.
+    cancel_reason: String,
     fail_fast: bool,
     tripped: bool,
     done_tx: mpsc::UnboundedSender<Finished>,
@@ -235,6 +237,7 @@ impl Engine {
             parallel,
             in_use: 0,
             cancelling: false,
+            cancel_reason: String::new(),
             fail_fast: opts.fail_fast,
             tripped: false,
             done_tx,
@@ -488,8 +491,9 @@ impl Engine {
     }
 
     /// Stops everything: running steps get SIGTERM, pending ones are cancelled by the next schedule pass.
-    fn cancel_all(&mut self, _why: &str) -> usize {
+    fn cancel_all(&mut self, why: &str) -> usize {
         self.cancelling = true;
+        self.cancel_reason = why.to_string();
         let mut n = 0;
         for i in 0..self.slots.len() {
             if let Some(a) = self.slots[i].running {
@@ -509,12 +513,13 @@ impl Engine {
                 continue;
             }
             if self.cancelling || self.tripped {
+                // Pending steps say why the run stopped: interrupted, terminated, or cancelled by request.
                 let why = if self.cancelling {
-                    "run cancelled"
+                    format!("run {}", self.cancel_reason)
                 } else {
-                    "--fail-fast: another step failed"
+                    "--fail-fast: another step failed".to_string()
                 };
-                self.set_state(i, StepState::Cancelled, Some(why.into()), false)?;
+                self.set_state(i, StepState::Cancelled, Some(why), false)?;
                 continue;
             }
             let mut waiting = false;

@@ -15,10 +15,7 @@ use std::time::Instant;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// Steer a run (a request file, or take it over when no engine drives it).
-    Request {
-        run_dir: PathBuf,
-        request: Request,
-    },
+    Request { run_dir: PathBuf, request: Request },
     /// Start a pipeline file in the background.
     Launch(PathBuf),
     /// `scancel` these SLURM jobs.
@@ -27,7 +24,6 @@ pub enum Effect {
     Yank(String),
     /// Tell the data thread what is on screen.
     Watch(Watch),
-    Bell,
 }
 
 /// A row of the DAG view: a step group, or one instance of an expanded group.

@@ -188,9 +188,6 @@ impl Ui {
                         let _ = tx.send(w);
                     }
                 }
-                Effect::Bell => {
-                    let _ = std::io::stdout().write_all(b"\x07");
-                }
                 Effect::Yank(text) => {
                     let _ = std::io::stdout().write_all(osc52(&text).as_bytes());
                     let _ = std::io::stdout().flush();
