@@ -141,18 +141,7 @@ fn backend(args: &BackendArgs) -> std::result::Result<Arc<dyn SlurmBackend + Sen
     })))
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            let p = dir.join(program);
-            p.is_file()
-                && std::fs::metadata(&p).is_ok_and(|m| {
-                    use std::os::unix::fs::PermissionsExt;
-                    m.permissions().mode() & 0o111 != 0
-                })
-        })
-    })
-}
+use crate::util::on_path;
 
 /// Says what went wrong talking to Slurm, on one line, and picks the exit code.
 fn slurm_failure(e: &SlurmError, what: &str) -> i32 {

@@ -61,9 +61,10 @@ pub fn run(project_arg: &Option<PathBuf>, a: RunArgs) -> Result<i32> {
         .instances
         .iter()
         .find(|i| i.executor == ExecutorKind::Slurm)
+        && !crate::util::on_path("sbatch")
     {
         return Err(user_error(format!(
-            "{}: step {} uses the slurm executor, which this build does not have yet; use --executor local",
+            "{}: step {} uses the slurm executor, but there is no SLURM on this host (sbatch is not on PATH)",
             a.file.display(),
             i.group
         )));

@@ -66,7 +66,20 @@ pub fn manifest(
     inst: &Instance,
     upstream: BTreeMap<String, String>,
 ) -> Result<Manifest, String> {
-    manifest_with(inst, upstream, &mut |f| {
+    manifest_produced(index, inst, upstream, &[])
+}
+
+/// [`manifest`] for a step submitted while steps it needs still run (SLURM dependencies): an input
+/// that one of them will write (`produced`: absolute output path → producing instance) stands for
+/// that producer's result, which its key in `upstream` already covers, instead of the file's current
+/// (stale) contents.
+pub fn manifest_produced(
+    index: &mut Index,
+    inst: &Instance,
+    upstream: BTreeMap<String, String>,
+    produced: &[(PathBuf, String)],
+) -> Result<Manifest, String> {
+    manifest_with(inst, upstream, produced, &mut |f| {
         index
             .hash_file(f)
             .map_err(|e| format!("cannot hash input {}: {e}", f.display()))
@@ -78,6 +91,7 @@ pub fn manifest(
 pub fn manifest_with(
     inst: &Instance,
     upstream: BTreeMap<String, String>,
+    produced: &[(PathBuf, String)],
     hash: &mut dyn FnMut(&Path) -> Result<String, String>,
 ) -> Result<Manifest, String> {
     let mut m = Manifest {
@@ -96,6 +110,16 @@ pub fn manifest_with(
         ..Default::default()
     };
     for pattern in &inst.inputs {
+        let full = inst.workdir.join(pattern);
+        let pat = glob::Pattern::new(&full.to_string_lossy()).ok();
+        if let Some((_, by)) = produced
+            .iter()
+            .find(|(out, _)| *out == full || pat.as_ref().is_some_and(|p| p.matches_path(out)))
+        {
+            m.inputs
+                .insert(pattern.clone(), format!("written by {by} (still running)"));
+            continue;
+        }
         let files = expand_input(&inst.workdir, pattern);
         if files.is_empty() {
             m.inputs.insert(pattern.clone(), String::new());

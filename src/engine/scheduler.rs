@@ -5,12 +5,13 @@
 use super::cache;
 use super::create::load_plan;
 use super::progress::{Counts, Progress, ProgressMode};
+use crate::executor::slurm::SlurmExecutor;
 use crate::executor::{Executor, Finished, LaunchSpec, LocalExecutor, Outcome};
 use crate::index::Index;
 use crate::index::worker::IndexWorker;
 use crate::pipeline::{Instance, Plan};
 use crate::runlog::control::{self, Request};
-use crate::runlog::events::{Event, EventWriter};
+use crate::runlog::events::{Event, EventWriter, SlurmRequest};
 use crate::runlog::lease::{self, Lease};
 use crate::runlog::state::fold;
 use crate::runlog::{Project, RunDir, RunState, StepState};
@@ -20,6 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+
+mod slurm;
 
 /// How to drive a run.
 #[derive(Clone, Debug)]
@@ -60,6 +63,15 @@ struct Slot {
     weight: usize,
     /// The running attempt was started by an engine that died (this one adopted it).
     adopted: bool,
+    /// Runs on the SLURM executor.
+    on_slurm: bool,
+    /// The Slurm job of the running (or submitted) attempt.
+    job_id: Option<String>,
+    /// What the next Slurm attempt asks for beyond the step's resources (grown after OOM/timeouts).
+    request: SlurmRequest,
+    /// The current attempt was never submitted (its intent is in the log, no job exists): submit it
+    /// again under the same number.
+    resubmit: bool,
 }
 
 struct Engine {
@@ -91,6 +103,12 @@ struct Engine {
     last_ok: HashMap<String, String>,
     /// Workdirs already created.
     made_dirs: std::collections::HashSet<std::path::PathBuf>,
+    /// Present when any step runs on Slurm.
+    slurm: Option<Arc<SlurmExecutor>>,
+    /// Numbers Slurm job names (`group.SEQ.run`), so each submission's name is unique.
+    submit_seq: u32,
+    /// When the run was created (unix seconds): where looking for its jobs in accounting starts.
+    created: f64,
 }
 
 /// Drives `run` until it finishes (or the lease is lost). Returns the run's final state.
@@ -152,6 +170,11 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
             }
             _ = tick.tick() => {
                 eng.handle_requests()?;
+                if let Some(sl) = &eng.slurm {
+                    for n in sl.take_notices() {
+                        eng.progress.summary(&n);
+                    }
+                }
                 if last_beat.elapsed() >= lease::heartbeat_interval() {
                     last_beat = Instant::now();
                     if !eng.lease.heartbeat().unwrap_or(true) {
@@ -217,12 +240,33 @@ impl Engine {
                 running: None,
                 cancel_requested: false,
                 started: None,
-                weight: (inst.resources.cpus.unwrap_or(1) as usize).clamp(1, parallel),
+                // Slurm steps take no local slots: the cluster schedules them.
+                weight: if inst.executor == crate::pipeline::ExecutorKind::Slurm {
+                    0
+                } else {
+                    (inst.resources.cpus.unwrap_or(1) as usize).clamp(1, parallel)
+                },
                 adopted: false,
+                on_slurm: inst.executor == crate::pipeline::ExecutorKind::Slurm,
+                job_id: None,
+                request: SlurmRequest::default(),
+                resubmit: false,
             });
         }
         let log = EventWriter::open(&run.events())
             .wrap_err_with(|| format!("cannot append to {}", run.events().display()))?;
+        let slurm = match slots.iter().position(|s| s.on_slurm) {
+            Some(i) => Some(Arc::new(SlurmExecutor::start(&plan.slurm).map_err(
+                |e| {
+                    crate::util::user_error(format!(
+                        "run {}: step {} uses the slurm executor: {e}",
+                        run.id(),
+                        plan.instances[i].group
+                    ))
+                },
+            )?)),
+            None => None,
+        };
         Ok(Engine {
             run: run.clone(),
             run_id: run.id(),
@@ -247,6 +291,9 @@ impl Engine {
             known: HashMap::new(),
             last_ok: HashMap::new(),
             made_dirs: Default::default(),
+            slurm,
+            submit_seq: 0,
+            created: 0.0,
         })
     }
 
@@ -263,6 +310,8 @@ impl Engine {
         let f = fold(&records)
             .ok_or_else(|| eyre!("{} has no run_created event", self.run.events().display()))?;
         let generation = self.lease.info.generation;
+        self.created = records.first().map_or(0.0, |r| r.ts);
+        self.submit_seq = slurm::last_submit_seq(&f);
         self.emit(Event::EngineStarted {
             host: self.host.clone(),
             pid: std::process::id(),
@@ -282,6 +331,18 @@ impl Engine {
                 StepState::Queued => StepState::Pending,
                 st => st,
             };
+            if slot.on_slurm {
+                slot.request = slurm::next_request(inst, s);
+            }
+            if s.state == StepState::Running
+                && let Some(a) = s.last_attempt()
+                && a.ended.is_none()
+                && self.slots[i].on_slurm
+            {
+                self.resume_slurm(i, a.clone())?;
+                continue;
+            }
+            let slot = &mut self.slots[i];
             if s.state == StepState::Running
                 && let Some(a) = s.last_attempt()
                 && a.ended.is_none()
@@ -373,7 +434,7 @@ impl Engine {
                         StepState::Running => {
                             self.slots[i].cancel_requested = true;
                             if let Some(a) = self.slots[i].running {
-                                self.exec.cancel(&self.plan.instances[i].name, a);
+                                self.cancel_attempt(i, a);
                             }
                             n += 1;
                         }
@@ -498,7 +559,7 @@ impl Engine {
         for i in 0..self.slots.len() {
             if let Some(a) = self.slots[i].running {
                 self.slots[i].cancel_requested = true;
-                self.exec.cancel(&self.plan.instances[i].name, a);
+                self.cancel_attempt(i, a);
                 n += 1;
             }
         }
@@ -508,6 +569,8 @@ impl Engine {
     /// Blocks what can no longer run, cancels what must not, and launches what is ready.
     async fn schedule(&mut self) -> Result<()> {
         let now = Instant::now();
+        let mut for_slurm: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut queued = self.slurm.as_ref().map_or(0, |s| s.in_flight());
         for i in 0..self.slots.len() {
             if !matches!(self.slots[i].state, StepState::Pending | StepState::Queued) {
                 continue;
@@ -524,10 +587,22 @@ impl Engine {
             }
             let mut waiting = false;
             let mut blocked_by = None;
+            // A Slurm step may be submitted as soon as the Slurm jobs it needs are: afterok holds it.
+            let mut after: Vec<String> = Vec::new();
+            let eager = self.slots[i].on_slurm;
             'needs: for g in &self.plan.instances[i].needs {
                 for &j in self.members.get(g).map(|v| v.as_slice()).unwrap_or(&[]) {
-                    match self.slots[j].state {
+                    let sj = &self.slots[j];
+                    match sj.state {
                         s if s.is_done_ok() => {}
+                        StepState::Running
+                            if eager
+                                && sj.on_slurm
+                                && !sj.cancel_requested
+                                && sj.job_id.is_some() =>
+                        {
+                            after.extend(sj.job_id.clone());
+                        }
                         StepState::Failed | StepState::Cancelled | StepState::Blocked => {
                             blocked_by = Some(j);
                             break 'needs;
@@ -544,10 +619,21 @@ impl Engine {
             if waiting || self.slots[i].not_before.is_some_and(|t| t > now) {
                 continue;
             }
+            if self.slots[i].on_slurm {
+                if queued >= self.plan.slurm.max_queued as usize {
+                    continue;
+                }
+                queued += 1;
+                for_slurm.push((i, after));
+                continue;
+            }
             if self.in_use + self.slots[i].weight > self.parallel {
                 continue;
             }
             self.launch(i).await?;
+        }
+        if !for_slurm.is_empty() {
+            self.submit_slurm(for_slurm).await?;
         }
         self.show_status();
         Ok(())
@@ -584,18 +670,94 @@ impl Engine {
 
     /// Decides the cache, then starts an attempt (or marks the step cached).
     async fn launch(&mut self, i: usize) -> Result<()> {
+        let Some(spec) = self.prepare(i).await? else {
+            return Ok(());
+        };
         let inst = self.plan.instances[i].clone();
+        let (attempt, dir) = (spec.attempt, spec.dir.clone());
+        let key = self.slots[i].key.clone().unwrap_or_default();
+        match self.exec.launch(spec, self.done_tx.clone()) {
+            Ok(launched) => {
+                self.emit(Event::AttemptStarted {
+                    step: inst.name.clone(),
+                    attempt,
+                    host: self.host.clone(),
+                    pid: launched.pid,
+                    dir: dir.to_string_lossy().into_owned(),
+                    cache_key: Some(key),
+                    job_id: launched.job_id,
+                })?;
+                self.mark_running(i, attempt);
+                Ok(())
+            }
+            Err(e) => self.fail_without_start(i, attempt, e.to_string()),
+        }
+    }
+
+    fn mark_running(&mut self, i: usize, attempt: u32) {
+        let name = self.plan.instances[i].name.clone();
+        let slot = &mut self.slots[i];
+        slot.state = StepState::Running;
+        slot.running = Some(attempt);
+        slot.started = Some(Instant::now());
+        self.in_use += slot.weight;
+        let detail = if attempt > 1 {
+            format!("attempt {attempt}")
+        } else {
+            String::new()
+        };
+        self.progress.step(StepState::Running, &name, &detail);
+    }
+
+    /// Outputs of the Slurm steps `i` needs that are still running: `i` is submitted before they
+    /// write them.
+    fn produced_upstream(&self, i: usize) -> Vec<(std::path::PathBuf, String)> {
+        let mut out = Vec::new();
+        for g in &self.plan.instances[i].needs {
+            for &j in self.members.get(g).map(|v| v.as_slice()).unwrap_or(&[]) {
+                if self.slots[j].state == StepState::Running {
+                    let p = &self.plan.instances[j];
+                    for o in &p.outputs {
+                        out.push((p.workdir.join(o), p.name.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Decides the cache and makes the next attempt's dir; `None` when the step needs no attempt
+    /// (a cache hit) or could not get one (it failed without starting).
+    async fn prepare(&mut self, i: usize) -> Result<Option<LaunchSpec>> {
+        let inst = self.plan.instances[i].clone();
+        if self.slots[i].resubmit {
+            // Same attempt, same dir, same key: only the submission is new.
+            let attempt = self.slots[i].attempts;
+            let dir = self.run.attempt_dir(&inst.name, attempt);
+            let needs = self.upstream_dirs(i);
+            return Ok(Some(LaunchSpec {
+                run_id: self.run_id.clone(),
+                step: inst.name.clone(),
+                attempt,
+                script: inst.script(),
+                env: step_env(&self.run, &inst, attempt, &dir, &needs),
+                workdir: inst.workdir.clone(),
+                dir,
+                timeout: inst.timeout_s.map(Duration::from_secs_f64),
+            }));
+        }
         let upstream = self.upstream_keys(i);
         let force = self.slots[i].force;
+        let produced = self.produced_upstream(i);
         let decided = if inst.inputs.is_empty() {
             // Nothing to hash: no need for the index thread.
-            cache::manifest_with(&inst, upstream, &mut |_| Err("no inputs".into()))
+            cache::manifest_with(&inst, upstream, &[], &mut |_| Err("no inputs".into()))
                 .map(|m| self.decide(&inst, m, force))
         } else {
             let inst2 = inst.clone();
             let m = self
                 .index
-                .call(move |ix| cache::manifest(ix, &inst2, upstream))
+                .call(move |ix| cache::manifest_produced(ix, &inst2, upstream, &produced))
                 .await
                 .ok_or_else(|| eyre!("the index thread stopped"))?;
             m.map(|m| self.decide(&inst, m, force))
@@ -604,7 +766,8 @@ impl Engine {
             Ok(x) => x,
             Err(msg) => {
                 let attempt = self.slots[i].attempts + 1;
-                return self.fail_without_start(i, attempt, msg);
+                self.fail_without_start(i, attempt, msg)?;
+                return Ok(None);
             }
         };
         let key = manifest.key.clone();
@@ -620,7 +783,7 @@ impl Engine {
                 })?;
                 self.slots[i].result_dir = Some(dir);
                 self.set_state(i, StepState::Cached, None, false)?;
-                return Ok(());
+                return Ok(None);
             }
             CacheDecision::Miss(reason) => self.emit(Event::Cache {
                 step: inst.name.clone(),
@@ -637,11 +800,8 @@ impl Engine {
         self.slots[i].cancel_requested = false;
         let dir = self.run.attempt_dir(&inst.name, attempt);
         if let Err(e) = std::fs::create_dir_all(&dir) {
-            return self.fail_without_start(
-                i,
-                attempt,
-                format!("cannot create {}: {e}", dir.display()),
-            );
+            self.fail_without_start(i, attempt, format!("cannot create {}: {e}", dir.display()))?;
+            return Ok(None);
         }
         let _ = cache::write_manifest(&dir, &manifest);
         let needs = self.upstream_dirs(i);
@@ -664,39 +824,16 @@ impl Engine {
         if !self.made_dirs.contains(&inst.workdir)
             && let Err(e) = std::fs::create_dir_all(&inst.workdir)
         {
-            return self.fail_without_start(
+            self.fail_without_start(
                 i,
                 attempt,
                 format!("cannot create workdir {}: {e}", inst.workdir.display()),
-            );
+            )?;
+            return Ok(None);
         }
         self.made_dirs.insert(inst.workdir.clone());
-        match self.exec.launch(spec, self.done_tx.clone()) {
-            Ok(launched) => {
-                self.emit(Event::AttemptStarted {
-                    step: inst.name.clone(),
-                    attempt,
-                    host: self.host.clone(),
-                    pid: launched.pid,
-                    dir: dir.to_string_lossy().into_owned(),
-                    cache_key: Some(key),
-                    job_id: launched.job_id,
-                })?;
-                let slot = &mut self.slots[i];
-                slot.state = StepState::Running;
-                slot.running = Some(attempt);
-                slot.started = Some(Instant::now());
-                self.in_use += slot.weight;
-                let detail = if attempt > 1 {
-                    format!("attempt {attempt}")
-                } else {
-                    String::new()
-                };
-                self.progress.step(StepState::Running, &inst.name, &detail);
-                Ok(())
-            }
-            Err(e) => self.fail_without_start(i, attempt, e.to_string()),
-        }
+        let _ = key;
+        Ok(Some(spec))
     }
 
     /// A step that could not even start fails (and is retried like any failure).
@@ -722,6 +859,7 @@ impl Engine {
             step: name,
             attempt,
             outcome: Outcome::Lost(msg),
+            facts: None,
         })
     }
 
@@ -735,6 +873,11 @@ impl Engine {
         let inst = self.plan.instances[i].clone();
         let slot = &mut self.slots[i];
         slot.running = None;
+        let job = slot.job_id.take();
+        let on_job = job
+            .as_deref()
+            .map(|j| format!(" (Slurm job {j})"))
+            .unwrap_or_default();
         let adopted = std::mem::take(&mut slot.adopted);
         self.in_use = self.in_use.saturating_sub(slot.weight);
         let elapsed = slot
@@ -766,6 +909,13 @@ impl Engine {
                 Some(format!("killed by signal {s}")),
                 false,
             ),
+            Outcome::TimedOut if slot.on_slurm => (
+                StepState::Failed,
+                None,
+                None,
+                Some(format!("hit its Slurm time limit{on_job}")),
+                false,
+            ),
             Outcome::TimedOut => {
                 let t = inst.timeout_s.unwrap_or(0.0);
                 (
@@ -777,19 +927,79 @@ impl Engine {
                 )
             }
             Outcome::Lost(m) => (StepState::Failed, None, None, Some(m.clone()), adopted),
+            Outcome::OutOfMemory => (
+                StepState::Failed,
+                None,
+                None,
+                Some(format!("ran out of memory{on_job}")),
+                false,
+            ),
+            Outcome::NodeFailed(n) => (
+                StepState::Failed,
+                None,
+                None,
+                Some(format!(
+                    "its node {} failed{on_job}",
+                    n.as_deref().unwrap_or("(unknown)")
+                )),
+                false,
+            ),
+            Outcome::Preempted => (
+                StepState::Failed,
+                None,
+                None,
+                Some(format!(
+                    "preempted{on_job}; resubmitted without using a retry"
+                )),
+                false,
+            ),
+            Outcome::DependencyFailed => (
+                StepState::Cancelled,
+                None,
+                None,
+                Some(format!(
+                    "Slurm cancelled it because a job it needs failed{on_job}"
+                )),
+                false,
+            ),
+            Outcome::CancelledOutside(by) => (
+                StepState::Cancelled,
+                None,
+                None,
+                Some(format!("cancelled outside sortie{on_job}: {by}")),
+                false,
+            ),
         };
         if slot.cancel_requested && state == StepState::Failed {
             state = StepState::Cancelled;
         }
+        // Preemption, and a dependency that failed (its step is re-run or blocks this one), are not
+        // this step's failures: they cost no retry.
+        let free = !slot.cancel_requested
+            && matches!(f.outcome, Outcome::Preempted | Outcome::DependencyFailed);
+        if free {
+            slot.round = slot.round.saturating_sub(1);
+        }
         // A lost attempt (the engine died while it ran) gets one extra try on top of the budget.
         let budget = inst.retries + 1 + u32::from(lost);
-        let will_retry =
-            state == StepState::Failed && !self.cancelling && !self.tripped && slot.round < budget;
+        let will_retry = (state == StepState::Failed || free)
+            && !self.cancelling
+            && !self.tripped
+            && slot.round < budget;
+        let class = f.outcome.class().map(str::to_string);
         if will_retry {
-            let backoff =
-                inst.retry_backoff_s.max(0.0) * 2f64.powi(slot.round.saturating_sub(1) as i32);
+            let backoff = if free {
+                0.0
+            } else {
+                inst.retry_backoff_s.max(0.0) * 2f64.powi(slot.round.saturating_sub(1) as i32)
+            };
             slot.not_before = Some(Instant::now() + Duration::from_secs_f64(backoff.min(3600.0)));
             slot.state = StepState::Queued;
+            if slot.on_slurm
+                && let Some(c) = &class
+            {
+                slurm::escalate(&inst, &mut slot.request, c, f.facts.as_ref());
+            }
         } else {
             slot.state = state;
         }
@@ -811,6 +1021,7 @@ impl Engine {
             signal,
             reason: reason.clone(),
             will_retry,
+            class,
         })?;
         let mut detail = reason.unwrap_or_else(|| format!("{elapsed:.1}s"));
         if will_retry {
@@ -822,7 +1033,7 @@ impl Engine {
             for j in 0..self.slots.len() {
                 if let Some(a) = self.slots[j].running {
                     self.slots[j].cancel_requested = true;
-                    self.exec.cancel(&self.plan.instances[j].name, a);
+                    self.cancel_attempt(j, a);
                 }
             }
         }

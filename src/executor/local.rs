@@ -177,6 +177,7 @@ impl Executor for LocalExecutor {
                 step: key.0,
                 attempt: key.1,
                 outcome,
+                facts: None,
             });
         });
         Ok(Launched {
@@ -247,6 +248,7 @@ impl Executor for LocalExecutor {
                 step: key.0,
                 attempt: key.1,
                 outcome,
+                facts: None,
             });
         });
     }

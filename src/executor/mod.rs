@@ -1,7 +1,10 @@
 //! Executors run one attempt of a step somewhere and report how it ended. The engine talks to them through
-//! [`Executor`]; the local one runs a process group on this host (the SLURM one comes with the SLURM issue).
+//! [`Executor`]; the local one runs a process group on this host, the SLURM one submits batch jobs (the
+//! engine submits through [`slurm::SlurmExecutor`] directly: arrays, dependencies and intent records need
+//! more than `launch`).
 
 pub mod local;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +36,40 @@ pub enum Outcome {
     TimedOut,
     /// Nobody knows: the process vanished without leaving an exit code.
     Lost(String),
+    /// Killed for using more memory than it asked for (Slurm OUT_OF_MEMORY, or exit 137 under Slurm).
+    OutOfMemory,
+    /// Slurm lost the node (NODE_FAIL, BOOT_FAIL); the nodes it ran on, if known.
+    NodeFailed(Option<String>),
+    /// Preempted by a higher-priority job: not the step's fault.
+    Preempted,
+    /// Slurm cancelled the job because a job it depends on failed (`--kill-on-invalid-dep`).
+    DependencyFailed,
+    /// Cancelled outside sortie (scancel by a user or an admin).
+    CancelledOutside(String),
+}
+
+impl Outcome {
+    /// The failure class recorded in the event log, which decides how the next attempt differs.
+    pub fn class(&self) -> Option<&'static str> {
+        match self {
+            Outcome::TimedOut => Some("timeout"),
+            Outcome::OutOfMemory => Some("oom"),
+            Outcome::NodeFailed(_) => Some("node_fail"),
+            Outcome::Preempted => Some("preempted"),
+            Outcome::DependencyFailed => Some("dependency"),
+            Outcome::CancelledOutside(_) => Some("cancelled"),
+            _ => None,
+        }
+    }
+}
+
+/// What Slurm said about the job an attempt ran in, for the next attempt's resources.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobFacts {
+    pub job_id: Option<String>,
+    pub mem_mb: Option<u64>,
+    pub time_limit_s: Option<u64>,
+    pub nodes: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -40,6 +77,8 @@ pub struct Finished {
     pub step: String,
     pub attempt: u32,
     pub outcome: Outcome,
+    /// Set by the SLURM executor.
+    pub facts: Option<JobFacts>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -96,7 +135,7 @@ pub fn write_exit_file(dir: &Path, outcome: &Outcome) {
         Outcome::Exited(c) => c.to_string(),
         Outcome::Signaled(s) => format!("signal:{s}"),
         Outcome::TimedOut => "timeout".to_string(),
-        Outcome::Lost(_) => return,
+        _ => return,
     };
     let _ = std::fs::write(path, format!("{text}\n"));
 }

@@ -38,7 +38,7 @@ pub fn apply(conn: &Connection, run: &str, run_dir: &str, rec: &Record) -> rusql
                 .execute(params![run, host, pid])?;
         }
         // The run keeps naming its last engine; liveness is the lease's business, not the index's.
-        Event::EngineStopped { .. } => {}
+        Event::EngineStopped { .. } | Event::SubmitIntent { .. } => {}
         Event::StepState {
             step,
             state,
@@ -104,6 +104,7 @@ pub fn apply(conn: &Connection, run: &str, run_dir: &str, rec: &Record) -> rusql
             signal,
             reason,
             will_retry,
+            ..
         } => {
             conn.prepare_cached(
                 "UPDATE attempts SET state = ?4, ended = ?5, exit_code = ?6, signal = ?7, reason = ?8 \
@@ -129,6 +130,20 @@ pub fn apply(conn: &Connection, run: &str, run_dir: &str, rec: &Record) -> rusql
                 signal,
                 reason
             ])?;
+        }
+        Event::JobSubmitted {
+            step,
+            attempt,
+            job_id,
+        } => {
+            conn.prepare_cached(
+                "UPDATE attempts SET job_id = ?4 WHERE run = ?1 AND step = ?2 AND attempt = ?3",
+            )?
+            .execute(params![run, step, attempt, job_id])?;
+            conn.prepare_cached(
+                "UPDATE steps SET job_id = ?4 WHERE run = ?1 AND name = ?2 AND attempts = ?3",
+            )?
+            .execute(params![run, step, attempt, job_id])?;
         }
         Event::Request {
             id,
@@ -235,6 +250,7 @@ mod tests {
                 signal: None,
                 reason: Some("exit 3".into()),
                 will_retry: true,
+                class: None,
             },
         );
         ix.sync_run(&run).unwrap();
@@ -290,6 +306,7 @@ mod tests {
                 signal: Some(15),
                 reason: Some("cancelled".into()),
                 will_retry: false,
+                class: None,
             },
         );
         ev(

@@ -113,6 +113,7 @@ pub fn end_attempt(run: &RunDir, ts: f64, step: &str, n: u32, state: StepState, 
             signal: None,
             reason: (code != 0).then(|| format!("exit {code}")),
             will_retry: false,
+            class: None,
         },
     );
 }

@@ -5,7 +5,7 @@
 use super::diag::{Sink, suggest};
 use super::spec::{At, EnvEntry, MatrixSpec, StepFields, StepSpec};
 use super::template::{Bound, Template};
-use super::{ExecutorKind, Instance, Resources};
+use super::{ExecutorKind, Instance, Resources, SlurmStep};
 use indexmap::IndexMap;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -96,6 +96,7 @@ pub(crate) fn step(
         .map_or(1.0, |d| d.value.as_secs_f64());
     let timeout_s = f.timeout.as_ref().map(|d| d.value.as_secs_f64());
     let executor = f.executor.as_ref().map_or(cx.executor, |e| e.value);
+    let slurm = slurm_step(&f);
 
     // Most steps have one workdir for all instances; join it once.
     let fixed_workdir = match &workdir_t {
@@ -144,6 +145,7 @@ pub(crate) fn step(
                 timeout_s,
                 resources: resources.clone(),
                 executor,
+                slurm: slurm.clone(),
             });
         }
         advance(&mut cell, &matrix.values);
@@ -207,6 +209,17 @@ fn advance(cell: &mut [usize], values: &[Vec<String>]) {
             return;
         }
         cell[k] = 0;
+    }
+}
+
+fn slurm_step(f: &StepFields) -> SlurmStep {
+    let s = &f.slurm;
+    let d = SlurmStep::default();
+    SlurmStep {
+        array: s.array.as_ref().map_or(d.array, |a| a.value),
+        throttle: s.throttle.as_ref().map(|t| t.value),
+        mem_factor: s.mem_factor.as_ref().map_or(d.mem_factor, |m| m.value),
+        time_factor: s.time_factor.as_ref().map_or(d.time_factor, |t| t.value),
     }
 }
 

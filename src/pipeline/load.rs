@@ -92,9 +92,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Plan, Diagnostics> {
         workdir,
         executor,
         max_parallel,
+        slurm: slurm_settings(&spec.slurm),
         groups,
         instances,
     })
+}
+
+fn slurm_settings(s: &spec::SlurmSpec) -> super::SlurmSettings {
+    let d = super::SlurmSettings::default();
+    super::SlurmSettings {
+        max_queued: s.max_queued.as_ref().map_or(d.max_queued, |m| m.value),
+        nfs_grace_s: s
+            .nfs_grace
+            .as_ref()
+            .map_or(d.nfs_grace_s, |g| g.value.as_secs_f64()),
+        poll_budget: s.poll_budget.as_ref().map_or(d.poll_budget, |b| b.value),
+    }
 }
 
 /// Checks step names are unique and resolves each step's `needs` to step indices (without repeats or

@@ -47,6 +47,52 @@ pub struct Resources {
     pub sbatch: Vec<String>,
 }
 
+/// How a step uses Slurm beyond its resources (`slurm = { ... }` on a step or in `[defaults]`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SlurmStep {
+    /// Ready instances of a matrix step go to Slurm as one job array.
+    pub array: bool,
+    /// At most this many elements of an array run at once (`--array=...%N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<u32>,
+    /// Memory of the next attempt after an out-of-memory end (OUT_OF_MEMORY or exit 137).
+    pub mem_factor: f64,
+    /// Time limit of the next attempt after a TIMEOUT.
+    pub time_factor: f64,
+}
+
+impl Default for SlurmStep {
+    fn default() -> Self {
+        SlurmStep {
+            array: true,
+            throttle: None,
+            mem_factor: 2.0,
+            time_factor: 1.5,
+        }
+    }
+}
+
+/// The pipeline's `[slurm]` table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SlurmSettings {
+    /// Jobs of the run in Slurm (pending or running) at once.
+    pub max_queued: u32,
+    /// How long a finished job's exit file may take to appear (NFS) before the attempt counts as lost.
+    pub nfs_grace_s: f64,
+    /// The engine's own Slurm queries per minute (squeue, sacct); never exceeded.
+    pub poll_budget: u32,
+}
+
+impl Default for SlurmSettings {
+    fn default() -> Self {
+        SlurmSettings {
+            max_queued: 1000,
+            nfs_grace_s: 60.0,
+            poll_budget: 6,
+        }
+    }
+}
+
 /// One runnable step instance (a plain step, or one cell of a matrix).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Instance {
@@ -92,6 +138,8 @@ pub struct Instance {
     pub resources: Resources,
     #[serde(default)]
     pub executor: ExecutorKind,
+    #[serde(default)]
+    pub slurm: SlurmStep,
 }
 
 impl Instance {
@@ -146,6 +194,8 @@ pub struct Plan {
     pub executor: ExecutorKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<usize>,
+    #[serde(default)]
+    pub slurm: SlurmSettings,
     /// Groups in topological order (each after everything it needs; file order among equals).
     pub groups: Vec<Group>,
     /// All instances, grouped and in the groups' order.

@@ -14,7 +14,9 @@ use toml::de::{DeTable, DeValue};
 pub(crate) type Span = Range<usize>;
 type Item<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] = &["pipeline", "env", "defaults", "step"];
+const TOP_KEYS: &[&str] = &["pipeline", "slurm", "env", "defaults", "step"];
+const SLURM_KEYS: &[&str] = &["max_queued", "nfs_grace", "poll_budget"];
+const SLURM_STEP_KEYS: &[&str] = &["array", "throttle", "mem_factor", "time_factor"];
 const PIPELINE_KEYS: &[&str] = &["name", "executor", "max_parallel", "workdir"];
 const STEP_FIELD_KEYS: &[&str] = &[
     "run",
@@ -29,6 +31,7 @@ const STEP_FIELD_KEYS: &[&str] = &[
     "setup",
     "wrap",
     "executor",
+    "slurm",
 ];
 const STEP_ONLY_KEYS: &[&str] = &["name", "needs", "matrix"];
 const RESOURCE_KEYS: &[&str] = &[
@@ -90,6 +93,7 @@ impl MatrixValue {
 #[derive(Debug, Default)]
 pub(crate) struct Spec {
     pub pipeline: PipelineSpec,
+    pub slurm: SlurmSpec,
     pub env: Vec<EnvEntry>,
     pub defaults: StepFields,
     pub steps: Vec<StepSpec>,
@@ -101,6 +105,23 @@ pub(crate) struct PipelineSpec {
     pub executor: Option<At<ExecutorKind>>,
     pub max_parallel: Option<At<usize>>,
     pub workdir: Option<At<String>>,
+}
+
+/// The pipeline's `[slurm]` table.
+#[derive(Debug, Default)]
+pub(crate) struct SlurmSpec {
+    pub max_queued: Option<At<u32>>,
+    pub nfs_grace: Option<At<Duration>>,
+    pub poll_budget: Option<At<u32>>,
+}
+
+/// A step's `slurm = { ... }`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SlurmStepSpec {
+    pub array: Option<At<bool>>,
+    pub throttle: Option<At<u32>>,
+    pub mem_factor: Option<At<f64>>,
+    pub time_factor: Option<At<f64>>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +147,7 @@ pub(crate) struct StepFields {
     pub timeout: Option<At<Duration>>,
     pub resources: ResourcesSpec,
     pub executor: Option<At<ExecutorKind>>,
+    pub slurm: SlurmStepSpec,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -197,6 +219,12 @@ impl StepFields {
                 sbatch: pick(&r.sbatch, &d.sbatch),
             },
             executor: pick(&self.executor, &defaults.executor),
+            slurm: SlurmStepSpec {
+                array: pick(&self.slurm.array, &defaults.slurm.array),
+                throttle: pick(&self.slurm.throttle, &defaults.slurm.throttle),
+                mem_factor: pick(&self.slurm.mem_factor, &defaults.slurm.mem_factor),
+                time_factor: pick(&self.slurm.time_factor, &defaults.slurm.time_factor),
+            },
         }
     }
 }
@@ -211,6 +239,11 @@ pub(crate) fn read(doc: &DeTable<'_>, sink: &mut Sink<'_>) -> Spec {
             "pipeline" => {
                 if let Some(t) = r.table("pipeline", value) {
                     spec.pipeline = r.pipeline(t);
+                }
+            }
+            "slurm" => {
+                if let Some(t) = r.table("slurm", value) {
+                    spec.slurm = r.slurm(t);
                 }
             }
             "env" => {
@@ -404,6 +437,11 @@ impl Reader<'_, '_> {
                 }
             }
             "executor" => f.executor = self.executor("executor", v),
+            "slurm" => {
+                if let Some(t) = self.table("slurm", v) {
+                    f.slurm = self.slurm_step(t);
+                }
+            }
             _ => return false,
         }
         true
@@ -426,6 +464,81 @@ impl Reader<'_, '_> {
             }
         }
         r
+    }
+
+    fn slurm(&mut self, t: &DeTable<'_>) -> SlurmSpec {
+        let mut s = SlurmSpec::default();
+        let small = |n: At<i64>| At::new(n.value as u32, n.span);
+        for (key, v) in t.iter() {
+            match key.get_ref().as_ref() {
+                "max_queued" => {
+                    s.max_queued = self.integer("max_queued", v, 1, u32::MAX.into()).map(small)
+                }
+                "nfs_grace" => s.nfs_grace = self.duration("nfs_grace", v, true),
+                "poll_budget" => s.poll_budget = self.integer("poll_budget", v, 1, 600).map(small),
+                other => self.unknown(key, other, "[slurm]", SLURM_KEYS),
+            }
+        }
+        s
+    }
+
+    fn slurm_step(&mut self, t: &DeTable<'_>) -> SlurmStepSpec {
+        let mut s = SlurmStepSpec::default();
+        for (key, v) in t.iter() {
+            match key.get_ref().as_ref() {
+                "array" => s.array = self.boolean("array", v),
+                "throttle" => {
+                    s.throttle = self
+                        .integer("throttle", v, 1, u32::MAX.into())
+                        .map(|n| At::new(n.value as u32, n.span))
+                }
+                "mem_factor" => s.mem_factor = self.factor("mem_factor", v),
+                "time_factor" => s.time_factor = self.factor("time_factor", v),
+                other => self.unknown(key, other, "slurm", SLURM_STEP_KEYS),
+            }
+        }
+        s
+    }
+
+    fn boolean(&mut self, key: &str, v: &Item<'_>) -> Option<At<bool>> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(At::new(*b, v.span())),
+            other => {
+                self.sink.error(
+                    v.span(),
+                    format!("`{key}` must be true or false, not {}", a_type(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A growth factor: a number of at least 1.
+    fn factor(&mut self, key: &str, v: &Item<'_>) -> Option<At<f64>> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|i| i as f64),
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            other => {
+                self.sink.error(
+                    v.span(),
+                    format!("`{key}` must be a number, not {}", a_type(other)),
+                );
+                return None;
+            }
+        };
+        match n {
+            Some(f) if f.is_finite() && (1.0..=100.0).contains(&f) => Some(At::new(f, v.span())),
+            _ => {
+                self.sink.error_help(
+                    v.span(),
+                    format!("`{key}` must be a number from 1 to 100"),
+                    "2 doubles the request on each retry; 1 keeps it",
+                );
+                None
+            }
+        }
     }
 
     fn env(&mut self, t: &DeTable<'_>) -> Vec<EnvEntry> {
@@ -852,11 +965,11 @@ mod tests {
             errors(text),
             [
                 "p.toml:2:1: error: unknown key `nmae` in [pipeline]; help: did you mean `name`? expected one of: `name`, `executor`, `max_parallel`, `workdir`",
-                "p.toml:5:1: error: unknown key `retry` in [defaults]; help: did you mean `retries`? expected one of: `run`, `env`, `workdir`, `inputs`, `outputs`, `retries`, `retry_backoff`, `timeout`, `resources`, `setup`, `wrap`, `executor`",
-                "p.toml:10:1: error: unknown key `runn` in [[step]]; help: did you mean `run`? expected one of: `name`, `needs`, `matrix`, `run`, `env`, `workdir`, `inputs`, `outputs`, `retries`, `retry_backoff`, `timeout`, `resources`, `setup`, `wrap`, `executor`",
+                "p.toml:5:1: error: unknown key `retry` in [defaults]; help: did you mean `retries`? expected one of: `run`, `env`, `workdir`, `inputs`, `outputs`, `retries`, `retry_backoff`, `timeout`, `resources`, `setup`, `wrap`, `executor`, `slurm`",
+                "p.toml:10:1: error: unknown key `runn` in [[step]]; help: did you mean `run`? expected one of: `name`, `needs`, `matrix`, `run`, `env`, `workdir`, `inputs`, `outputs`, `retries`, `retry_backoff`, `timeout`, `resources`, `setup`, `wrap`, `executor`, `slurm`",
                 "p.toml:11:15: error: unknown key `cpu` in resources; help: did you mean `cpus`? expected one of: `cpus`, `mem`, `gpus`, `time`, `partition`, `account`, `qos`, `sbatch`",
                 // A key after the last [[step]] belongs to that step.
-                "p.toml:13:1: error: unknown key `foo` in [[step]]; help: expected one of: `name`, `needs`, `matrix`, `run`, `env`, `workdir`, `inputs`, `outputs`, `retries`, `retry_backoff`, `timeout`, `resources`, `setup`, `wrap`, `executor`",
+                "p.toml:13:1: error: unknown key `foo` in [[step]]; help: expected one of: `name`, `needs`, `matrix`, `run`, `env`, `workdir`, `inputs`, `outputs`, `retries`, `retry_backoff`, `timeout`, `resources`, `setup`, `wrap`, `executor`, `slurm`",
             ]
         );
     }
@@ -869,7 +982,7 @@ mod tests {
             [
                 "p.toml:1:1: error: unknown top-level key `name`; help: `name` belongs under [pipeline]",
                 "p.toml:2:1: error: unknown top-level key `run`; help: `run` belongs in a [[step]] (or [defaults])",
-                "p.toml:3:1: error: unknown top-level key `step_`; help: did you mean `step`? expected one of: `pipeline`, `env`, `defaults`, `step`",
+                "p.toml:3:1: error: unknown top-level key `step_`; help: did you mean `step`? expected one of: `pipeline`, `slurm`, `env`, `defaults`, `step`",
             ]
         );
     }
@@ -1063,6 +1176,32 @@ mod tests {
                 "p.toml:19:10: error: `matrix` must be a table, not an array",
             ]
         );
+    }
+
+    #[test]
+    fn slurm_tables() {
+        let e = errors(
+            "[slurm]\nmax_queued = 0\nnfs_grace = \"x\"\npoll = 3\n\n[[step]]\nname = \"a\"\nrun = \"true\"\nslurm = { array = 1, throttle = 0, mem_factor = 0.5, time_factor = \"2\", foo = 1 }\n",
+        );
+        assert_eq!(e.len(), 8, "{e:#?}");
+        assert!(e[0].starts_with("p.toml:2:14: error: `max_queued` must be at least 1"));
+        assert!(e[2].contains("unknown key `poll` in [slurm]; help: did you mean `poll_budget`?"));
+        assert!(e[3].contains("`array` must be true or false, not an integer"));
+        assert!(e[5].contains("`mem_factor` must be a number from 1 to 100"));
+        assert!(e[6].contains("`time_factor` must be a number, not a string"));
+        let p = load_str(
+            "[pipeline]\nexecutor = \"slurm\"\n[slurm]\nmax_queued = 5\nnfs_grace = \"2m\"\n[defaults]\nslurm = { throttle = 2 }\n[[step]]\nname = \"a\"\nrun = \"true\"\nslurm = { array = false, mem_factor = 3 }\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        assert_eq!(p.slurm.max_queued, 5);
+        assert_eq!(p.slurm.nfs_grace_s, 120.0);
+        assert_eq!(p.slurm.poll_budget, 6);
+        let s = &p.instances[0].slurm;
+        assert!(!s.array);
+        assert_eq!(s.throttle, Some(2));
+        assert_eq!(s.mem_factor, 3.0);
+        assert_eq!(s.time_factor, 1.5);
     }
 
     #[test]

@@ -197,6 +197,31 @@ pub enum Event {
         /// Whether the engine will try again (after a backoff).
         #[serde(default)]
         will_retry: bool,
+        /// How a Slurm attempt failed (`oom`, `timeout`, `node_fail`, `preempted`, `dependency`,
+        /// `cancelled`): it decides what the next attempt asks for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<String>,
+    },
+    /// Written after `attempt_started` and before `sbatch` runs: the job this attempt is about to become.
+    /// An engine that dies before `job_submitted` is written finds the job by this name, so an attempt is
+    /// never submitted twice.
+    SubmitIntent {
+        step: String,
+        attempt: u32,
+        /// The Slurm job name (unique per submission).
+        name: String,
+        /// The element's index when the job is an array.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        array_index: Option<u32>,
+        /// What the job asks for beyond the step's resources (after escalations).
+        #[serde(default)]
+        request: SlurmRequest,
+    },
+    /// `sbatch` answered: the attempt is this job (`123`, or `123_4` for an array element).
+    JobSubmitted {
+        step: String,
+        attempt: u32,
+        job_id: String,
     },
     /// A control request was handled (or refused).
     Request {
@@ -207,6 +232,18 @@ pub enum Event {
     },
     /// The run's state changed (back to running on retry/rerun, or to its final state).
     RunState { state: RunState },
+}
+
+/// A Slurm attempt's request where it differs from the step's resources: grown after running out of
+/// memory or time, or avoiding nodes that failed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SlurmRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// An event with its time.

@@ -1,7 +1,7 @@
 //! A run's state as a fold over its event log: what the engine rebuilds when it resumes a run.
 //! (The per-host index applies the same events to SQL tables for queries.)
 
-use super::events::{Event, Record, RunState, StepState};
+use super::events::{Event, Record, RunState, SlurmRequest, StepState};
 use indexmap::IndexMap;
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,6 +16,12 @@ pub struct AttemptFold {
     pub exit_code: Option<i32>,
     pub cache_key: Option<String>,
     pub job_id: Option<String>,
+    /// A Slurm attempt: the job name recorded before `sbatch` ran.
+    pub submit_name: Option<String>,
+    pub array_index: Option<u32>,
+    pub request: Option<SlurmRequest>,
+    /// How a Slurm attempt failed (see `AttemptEnded::class`).
+    pub class: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -109,6 +115,36 @@ pub fn fold(records: &[Record]) -> Option<RunFold> {
 fn apply(r: &mut RunFold, rec: &Record) {
     match &rec.event {
         Event::RunCreated { .. } | Event::Request { .. } | Event::EngineStopped { .. } => {}
+        Event::SubmitIntent {
+            step,
+            attempt,
+            name,
+            array_index,
+            request,
+        } => {
+            if let Some(a) = r
+                .steps
+                .get_mut(step)
+                .and_then(|s| s.attempts.iter_mut().find(|a| a.attempt == *attempt))
+            {
+                a.submit_name = Some(name.clone());
+                a.array_index = *array_index;
+                a.request = Some(request.clone());
+            }
+        }
+        Event::JobSubmitted {
+            step,
+            attempt,
+            job_id,
+        } => {
+            if let Some(a) = r
+                .steps
+                .get_mut(step)
+                .and_then(|s| s.attempts.iter_mut().find(|a| a.attempt == *attempt))
+            {
+                a.job_id = Some(job_id.clone());
+            }
+        }
         Event::EngineStarted {
             host,
             pid,
@@ -159,10 +195,15 @@ fn apply(r: &mut RunFold, rec: &Record) {
             if let Some(s) = r.steps.get_mut(step) {
                 s.state = StepState::Running;
                 s.reason = None;
-                s.attempts_this_round += 1;
                 s.force = false;
                 if cache_key.is_some() {
                     s.key = cache_key.clone();
+                }
+                // A Slurm attempt whose submission never happened is submitted again under its number.
+                if let Some(pos) = s.attempts.iter().position(|a| a.attempt == *attempt) {
+                    s.attempts.remove(pos);
+                } else {
+                    s.attempts_this_round += 1;
                 }
                 s.attempts.push(AttemptFold {
                     attempt: *attempt,
@@ -183,6 +224,7 @@ fn apply(r: &mut RunFold, rec: &Record) {
             exit_code,
             reason,
             will_retry,
+            class,
             ..
         } => {
             if let Some(s) = r.steps.get_mut(step) {
@@ -190,6 +232,7 @@ fn apply(r: &mut RunFold, rec: &Record) {
                     a.ended = Some(rec.ts);
                     a.state = Some(*state);
                     a.exit_code = *exit_code;
+                    a.class = class.clone();
                 }
                 s.state = if *will_retry {
                     StepState::Queued
@@ -246,6 +289,7 @@ mod tests {
                 signal: None,
                 reason: None,
                 will_retry: true,
+                class: None,
             }),
         ];
         let f = fold(&log).unwrap();

@@ -213,6 +213,19 @@ impl CliBackend {
     }
 }
 
+/// Ids as `--jobs` takes them: `123` and `123_4`, not a pending array's `123_[5-9%2]` (that is
+/// asked for as the whole array).
+fn job_list(ids: &[String]) -> String {
+    let mut out: Vec<&str> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id.split_once("_[").map_or(id.as_str(), |(base, _)| base);
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out.join(",")
+}
+
 impl SlurmBackend for CliBackend {
     fn jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {
         let mut filters = vec!["--states=all".to_string()];
@@ -220,7 +233,7 @@ impl SlurmBackend for CliBackend {
             filters.push(format!("--user={u}"));
         }
         if !query.ids.is_empty() {
-            filters.push(format!("--jobs={}", query.ids.join(",")));
+            filters.push(format!("--jobs={}", job_list(&query.ids)));
         }
         if !query.names.is_empty() {
             filters.push(format!("--name={}", query.names.join(",")));
@@ -263,7 +276,7 @@ impl SlurmBackend for CliBackend {
             None => filters.push("--allusers".into()),
         }
         if !query.ids.is_empty() {
-            filters.push(format!("--jobs={}", query.ids.join(",")));
+            filters.push(format!("--jobs={}", job_list(&query.ids)));
         }
         if !query.names.is_empty() {
             filters.push(format!("--name={}", query.names.join(",")));

@@ -1,0 +1,477 @@
+//! The SLURM executor: submits attempts with `sbatch` and learns how they ended from two witnesses, the
+//! exit-code sentinel each batch script writes and Slurm's own record (one budgeted poller for the
+//! whole run, see [`crate::slurm::poller`]). The engine decides what to submit, with which
+//! dependencies and as which arrays (`engine::scheduler`); this type does the Slurm side.
+//!
+//! A monitor thread checks the sentinels of the tracked attempts every second (a `stat` each, no
+//! Slurm call), reads the poller's latest snapshot, and reports each attempt's end once
+//! [`verdict::decide`] can tell it. Cancels are batched into one `scancel`.
+
+pub mod script;
+pub mod verdict;
+
+use super::{Finished, JobFacts, read_exit_file};
+use crate::pipeline::SlurmSettings;
+use crate::slurm::poller::{JobsSnapshot, Poller, PollerConfig, PollerHandle};
+use crate::slurm::{
+    CliBackend, CliConfig, HistoryQuery, Job, JobQuery, JsonPolicy, SlurmBackend, SlurmError,
+};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use verdict::{Observation, Seen, Verdict, decide};
+
+/// How long a job may sit in `DependencyNeverSatisfied` before the user is told.
+const NEVER_STARTS_AFTER: Duration = Duration::from_secs(120);
+
+/// Slurm's default `MaxArraySize`, used when the cluster's cannot be read.
+const DEFAULT_MAX_ARRAY: usize = 1001;
+
+struct Tracked {
+    job_id: String,
+    dir: PathBuf,
+    since: Instant,
+    cancel_requested: bool,
+    /// Since when the job has been ended (or unknown) without a visible sentinel.
+    missing_since: Option<Instant>,
+    /// Since when it has been pending with `DependencyNeverSatisfied`.
+    never_since: Option<Instant>,
+    done: UnboundedSender<Finished>,
+}
+
+#[derive(Default)]
+struct State {
+    tracked: HashMap<(String, u32), Tracked>,
+    cancels: Vec<String>,
+    stop: bool,
+    notices: Vec<String>,
+    warned: HashSet<String>,
+    /// The poller's last error, for the engine's status line.
+    stale: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct SlurmExecutor {
+    backend: Arc<dyn SlurmBackend + Send + Sync>,
+    poller: Arc<PollerHandle>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    max_array: OnceLock<usize>,
+}
+
+impl SlurmExecutor {
+    /// Starts the poller and the monitor. Slurm's commands must be on PATH.
+    pub fn start(settings: &SlurmSettings) -> Result<SlurmExecutor, String> {
+        if !crate::util::on_path("sbatch") {
+            return Err("no SLURM on this host: sbatch is not on PATH".into());
+        }
+        // Text output: the cheapest for the controller, and sacct's text exit codes are right.
+        let backend: Arc<dyn SlurmBackend + Send + Sync> = Arc::new(CliBackend::new(CliConfig {
+            json: JsonPolicy::Never,
+            ..CliConfig::default()
+        }));
+        let poller = Arc::new(Poller::spawn(
+            backend.clone(),
+            PollerConfig {
+                user: Some(crate::util::user()),
+                budget_per_min: settings.poll_budget,
+                history_window: Duration::from_secs(14 * 24 * 3600),
+                initial_history: false,
+                partitions_every: None,
+                ..PollerConfig::default()
+            },
+        ));
+        let shared = Arc::new(Shared::default());
+        let grace = Duration::from_secs_f64(settings.nfs_grace_s.max(0.0));
+        let (s, p) = (shared.clone(), poller.clone());
+        let thread = std::thread::Builder::new()
+            .name("sortie-slurm-monitor".into())
+            .spawn(move || monitor(&s, &p, grace))
+            .map_err(|e| format!("cannot start the Slurm monitor: {e}"))?;
+        Ok(SlurmExecutor {
+            backend,
+            poller,
+            shared,
+            thread: Mutex::new(Some(thread)),
+            max_array: OnceLock::new(),
+        })
+    }
+
+    /// `sbatch --parsable ARGS SCRIPT`; blocking, so call it from a blocking thread.
+    pub fn submit(&self, script: &Path, args: &[String]) -> Result<String, SlurmError> {
+        let id = self.backend.submit(script, args)?;
+        self.poller.poke();
+        Ok(id)
+    }
+
+    /// Follows an attempt until it ends; its end is sent on `done`.
+    pub fn track(
+        &self,
+        step: &str,
+        attempt: u32,
+        job_id: &str,
+        dir: &Path,
+        done: UnboundedSender<Finished>,
+    ) {
+        self.poller.register([job_id.to_string()]);
+        lock(&self.shared.state).tracked.insert(
+            (step.to_string(), attempt),
+            Tracked {
+                job_id: job_id.to_string(),
+                dir: dir.to_path_buf(),
+                since: Instant::now(),
+                cancel_requested: false,
+                missing_since: None,
+                never_since: None,
+                done,
+            },
+        );
+        self.shared.wake.notify_all();
+    }
+
+    /// Asks Slurm to cancel an attempt's job (batched with others into one `scancel`).
+    pub fn cancel(&self, step: &str, attempt: u32) {
+        let mut st = lock(&self.shared.state);
+        let id = match st.tracked.get_mut(&(step.to_string(), attempt)) {
+            Some(t) if !t.cancel_requested => {
+                t.cancel_requested = true;
+                t.job_id.clone()
+            }
+            _ => return,
+        };
+        st.cancels.push(id);
+        drop(st);
+        self.shared.wake.notify_all();
+    }
+
+    /// Jobs of this run that Slurm holds for it now.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.shared.state).tracked.len()
+    }
+
+    /// Messages for the user (jobs that will never start, failed cancels), each once.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut lock(&self.shared.state).notices)
+    }
+
+    /// Why the latest Slurm data is old, if it is.
+    pub fn stale(&self) -> Option<String> {
+        lock(&self.shared.state).stale.clone()
+    }
+
+    /// The largest array this cluster takes (`MaxArraySize` − 1 is the largest index).
+    pub fn max_array_size(&self) -> usize {
+        *self.max_array.get_or_init(|| {
+            let out = std::process::Command::new("scontrol")
+                .args(["show", "config"])
+                .output();
+            out.ok()
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
+                        let (k, v) = l.split_once('=')?;
+                        (k.trim() == "MaxArraySize").then(|| v.trim().parse().ok())?
+                    })
+                })
+                .filter(|&n: &usize| n > 0)
+                .unwrap_or(DEFAULT_MAX_ARRAY)
+        })
+    }
+
+    /// The job submitted under `name` since `since` (unix seconds), if any: the array's id for an
+    /// array. Looks in the queue, then in accounting. Blocking.
+    pub fn find_by_name(&self, name: &str, since: i64) -> Result<Option<String>, SlurmError> {
+        let user = Some(crate::util::user());
+        let base = |j: &Job| {
+            j.array_job_id
+                .or(j.job_id_raw)
+                .map(|n| n.to_string())
+                .or_else(|| Some(j.id.split('_').next()?.to_string()))
+        };
+        let live = self.backend.jobs(&JobQuery {
+            user: user.clone(),
+            names: vec![name.to_string()],
+            ..JobQuery::default()
+        })?;
+        if let Some(id) = live.iter().filter(|j| j.name == name).find_map(base) {
+            return Ok(Some(id));
+        }
+        let past = self.backend.history(&HistoryQuery {
+            since: since - 60,
+            user,
+            names: vec![name.to_string()],
+            ..HistoryQuery::default()
+        })?;
+        Ok(past.iter().filter(|j| j.name == name).find_map(base))
+    }
+
+    /// Polls soon (after a batch of submissions).
+    pub fn poke(&self) {
+        self.poller.poke();
+    }
+}
+
+impl Drop for SlurmExecutor {
+    fn drop(&mut self) {
+        lock(&self.shared.state).stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+        self.poller.stop();
+    }
+}
+
+/// Whether an array task range like `5-9%2` or `1,3,6-7` holds `index`.
+fn range_holds(range: &str, index: u32) -> bool {
+    let range = range.split('%').next().unwrap_or("");
+    range.split(',').any(|part| match part.split_once('-') {
+        Some((a, b)) => match (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+            (Ok(a), Ok(b)) => (a..=b).contains(&index),
+            _ => false,
+        },
+        None => part.trim().parse::<u32>() == Ok(index),
+    })
+}
+
+/// The record of job `id` (`123`, or an array element `123_4`, possibly still inside a pending
+/// `123_[4-9]` record) in a snapshot.
+fn find<'a>(snap: &'a JobsSnapshot, id: &str) -> Option<&'a Job> {
+    if let Some(j) = snap.jobs.iter().find(|j| j.id == id) {
+        return Some(j);
+    }
+    match id.split_once('_') {
+        Some((a, i)) => {
+            let (a, i) = (a.parse::<u64>().ok()?, i.parse::<u32>().ok()?);
+            snap.jobs.iter().find(|j| {
+                j.array_job_id == Some(a)
+                    && (j.array_task_id == Some(i)
+                        || j.array_task_str
+                            .as_deref()
+                            .is_some_and(|r| range_holds(r, i)))
+            })
+        }
+        None => {
+            let n = id.parse::<u64>().ok()?;
+            snap.jobs
+                .iter()
+                .find(|j| j.job_id_raw == Some(n) && j.array_task_id.is_none())
+        }
+    }
+}
+
+/// How often the sentinels are looked at: each is a `stat`, cheap, but not free on NFS.
+fn sentinel_interval(tracked: usize) -> Duration {
+    if tracked <= 256 {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
+    let backend: Box<dyn SlurmBackend> = Box::new(CliBackend::new(CliConfig {
+        json: JsonPolicy::Never,
+        ..CliConfig::default()
+    }));
+    loop {
+        let (cancels, tracked_n) = {
+            let st = lock(&shared.state);
+            let wait = sentinel_interval(st.tracked.len());
+            let mut st = if st.cancels.is_empty() && !st.stop {
+                shared
+                    .wake
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            } else {
+                st
+            };
+            if st.stop {
+                return;
+            }
+            (std::mem::take(&mut st.cancels), st.tracked.len())
+        };
+        if !cancels.is_empty() {
+            if let Err(e) = backend.cancel(&cancels) {
+                let mut st = lock(&shared.state);
+                st.notices
+                    .push(format!("scancel {}: {e}", cancels.join(" ")));
+                // A controller that does not answer gets the cancel again on the next round.
+                if e.is_transient() {
+                    st.cancels.extend(cancels);
+                }
+            }
+            poller.poke();
+        }
+        if tracked_n == 0 {
+            continue;
+        }
+        let snap = poller.snapshot();
+        let now = Instant::now();
+        let mut st = lock(&shared.state);
+        st.stale = if snap.stale { snap.error.clone() } else { None };
+        let keys: Vec<(String, u32)> = st.tracked.keys().cloned().collect();
+        let mut notices = Vec::new();
+        for key in keys {
+            let Some(t) = st.tracked.get_mut(&key) else {
+                continue;
+            };
+            let sentinel = read_exit_file(&t.dir);
+            // Only a poll made after the submission can say the job is unknown.
+            let fresh = snap.fetched.is_some_and(|f| f > t.since);
+            let job = find(&snap, &t.job_id);
+            let seen = match job {
+                // A final state is final, even before accounting confirmed it.
+                Some(j) if j.is_finished() => Seen::Ended(j),
+                _ if snap.settling.contains(&t.job_id) => match job {
+                    Some(j) => Seen::Active(j),
+                    None => Seen::Unknown,
+                },
+                Some(j) if j.is_active() => Seen::Active(j),
+                Some(_) => Seen::Unknown,
+                None => Seen::Unknown,
+            };
+            let settling = snap.settling.contains(&t.job_id);
+            let missing = sentinel.is_none()
+                && match seen {
+                    Seen::Ended(_) => true,
+                    Seen::Unknown => fresh && !settling,
+                    Seen::Active(_) => false,
+                };
+            if missing {
+                if t.missing_since.is_none() {
+                    // Listing the directory refreshes NFS attribute caches before the grace starts.
+                    let _ = std::fs::read_dir(&t.dir).map(|d| d.count());
+                }
+                t.missing_since.get_or_insert(now);
+            } else {
+                t.missing_since = None;
+            }
+            let never = matches!(seen, Seen::Active(j)
+                if j.reason.as_deref() == Some("DependencyNeverSatisfied"));
+            if !never {
+                t.never_since = None;
+            }
+            // `--kill-on-invalid-dep` normally removes such jobs within seconds: report the ones
+            // that stay.
+            if never && now - *t.never_since.get_or_insert(now) >= NEVER_STARTS_AFTER {
+                notices.push((
+                    t.job_id.clone(),
+                    format!(
+                        "{} attempt {}: Slurm job {} will never start (DependencyNeverSatisfied); \
+                         cancel it with `sortie cancel` or `scancel {}`",
+                        key.0, key.1, t.job_id, t.job_id
+                    ),
+                ));
+            }
+            if std::env::var_os("SORTIE_DEBUG_SLURM").is_some() {
+                eprintln!(
+                    "[monitor] {} {}: sentinel={sentinel:?} seen={:?} settling={settling} fresh={fresh} snap_jobs={} stale={} err={:?}",
+                    key.0,
+                    t.job_id,
+                    match seen {
+                        Seen::Active(j) => format!("active {}", j.state.name()),
+                        Seen::Ended(j) => format!("ended {}", j.state.name()),
+                        Seen::Unknown => "unknown".into(),
+                    },
+                    snap.jobs.len(),
+                    snap.stale,
+                    snap.error
+                );
+            }
+            let obs = Observation {
+                job_id: &t.job_id,
+                sentinel,
+                seen,
+                cancel_requested: t.cancel_requested,
+                missing_for: t.missing_since.map_or(Duration::ZERO, |s| now - s),
+                grace,
+            };
+            if let Verdict::Done(outcome) = decide(&obs) {
+                let facts = JobFacts {
+                    job_id: Some(t.job_id.clone()),
+                    mem_mb: job.and_then(|j| j.mem_mb),
+                    time_limit_s: job.and_then(|j| j.time_limit_s),
+                    nodes: job.and_then(|j| j.nodes.clone()),
+                };
+                let t = st.tracked.remove(&key).expect("tracked");
+                let _ = t.done.send(Finished {
+                    step: key.0,
+                    attempt: key.1,
+                    outcome,
+                    facts: Some(facts),
+                });
+            }
+        }
+        // Each job's notice once.
+        for (id, msg) in notices {
+            if st.warned.insert(id) {
+                st.notices.push(msg);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slurm::JobState;
+
+    #[test]
+    fn array_ranges() {
+        assert!(range_holds("5-9%2", 5));
+        assert!(range_holds("5-9%2", 9));
+        assert!(!range_holds("5-9%2", 10));
+        assert!(range_holds("1,3,6-7", 3));
+        assert!(!range_holds("1,3,6-7", 4));
+        assert!(!range_holds("", 0));
+    }
+
+    #[test]
+    fn finds_elements_inside_pending_array_records() {
+        let snap = JobsSnapshot {
+            jobs: vec![
+                Job {
+                    id: "10_[2-5%2]".into(),
+                    job_id_raw: Some(10),
+                    array_job_id: Some(10),
+                    array_task_str: Some("2-5%2".into()),
+                    state: JobState::Pending,
+                    ..Job::default()
+                },
+                Job {
+                    id: "10_1".into(),
+                    job_id_raw: Some(12),
+                    array_job_id: Some(10),
+                    array_task_id: Some(1),
+                    state: JobState::Running,
+                    ..Job::default()
+                },
+                Job {
+                    id: "11".into(),
+                    job_id_raw: Some(11),
+                    state: JobState::Completed,
+                    ..Job::default()
+                },
+            ],
+            ..JobsSnapshot::default()
+        };
+        assert_eq!(find(&snap, "10_1").unwrap().id, "10_1");
+        assert_eq!(find(&snap, "10_4").unwrap().id, "10_[2-5%2]");
+        assert!(find(&snap, "10_6").is_none());
+        assert_eq!(find(&snap, "11").unwrap().id, "11");
+        assert!(find(&snap, "12").is_none());
+    }
+}
