@@ -2,7 +2,7 @@
 
 use super::{EXIT_OK, open_index, resolve_run};
 use crate::index::{RunRow, StepRow};
-use crate::runlog::{Project, RunDir, RunState, lease};
+use crate::runlog::{Project, RunDir, RunState, StepState, lease};
 use clap::Args;
 use color_eyre::eyre::Result;
 use serde_json::json;
@@ -65,17 +65,77 @@ fn step_json(s: &StepRow) -> serde_json::Value {
     })
 }
 
+/// Steps of a run nobody drives can have ended since the log last said so (Slurm runs the DAG with
+/// no sortie alive): their exit-code files are the truth. Returns how many were read that way; the
+/// log is left as it is, for the next engine (`sortie resume`) to record.
+fn read_unrecorded_ends(run: &mut RunRow, steps: &mut [StepRow]) -> usize {
+    let alive = lease::current(&RunDir::new(run.dir.clone())).is_some_and(|l| l.is_alive());
+    if run.state != RunState::Running || alive {
+        return 0;
+    }
+    let mut n = 0;
+    for s in steps.iter_mut() {
+        if s.state != StepState::Running {
+            continue;
+        }
+        let Some(outcome) = s.dir.as_deref().and_then(crate::executor::read_exit_file) else {
+            continue;
+        };
+        let ended = std::fs::metadata(
+            s.dir
+                .as_ref()
+                .map(|d| d.join(crate::runlog::paths::EXIT_CODE_FILE))
+                .unwrap_or_default(),
+        )
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+        s.ended = ended.or(s.ended);
+        s.reason = Some("ended while no engine was running; not yet in the run's log".into());
+        match outcome {
+            crate::executor::Outcome::Exited(0) => s.state = StepState::Succeeded,
+            crate::executor::Outcome::Exited(c) => {
+                s.state = StepState::Failed;
+                s.exit_code = Some(c);
+            }
+            crate::executor::Outcome::Signaled(sig) => {
+                s.state = StepState::Failed;
+                s.signal = Some(sig);
+            }
+            _ => s.state = StepState::Failed,
+        }
+        n += 1;
+    }
+    if n > 0 && steps.iter().all(|s| s.state.is_done_ok()) {
+        run.state = RunState::Succeeded;
+        run.ended = steps.iter().filter_map(|s| s.ended).reduce(f64::max);
+    }
+    n
+}
+
 pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
     let mut index = open_index(project)?;
-    let run = resolve_run(project, &mut index, a.run.as_deref())?;
-    let steps = index
+    let mut run = resolve_run(project, &mut index, a.run.as_deref())?;
+    let mut steps = index
         .steps(&run.id)
         .map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    let recorded = run.state;
+    let unrecorded = read_unrecorded_ends(&mut run, &mut steps);
+    let hint = (unrecorded > 0).then(|| {
+        format!(
+            "{unrecorded} step(s) ended while no engine was running (read from their exit-code files); \
+             `sortie resume {}` records them and carries on",
+            run.id
+        )
+    });
     if a.json {
         let out = json!({
             "run": run.id, "state": run.state, "pipeline": run.pipeline, "file": run.file,
             "created": run.created, "ended": run.ended, "host": run.host,
             "engine": engine_json(&run),
+            "recorded_state": recorded,
+            "unrecorded_ends": unrecorded,
             "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -92,6 +152,9 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
         duration(end - run.created)
     );
     println!("  {}", engine_text(&run));
+    if let Some(h) = &hint {
+        println!("  {h}");
+    }
     let width = steps
         .iter()
         .map(|s| s.name.chars().count())

@@ -72,6 +72,9 @@ struct Slot {
     /// The current attempt was never submitted (its intent is in the log, no job exists): submit it
     /// again under the same number.
     resubmit: bool,
+    /// Cancelled by the engine because a step it needs failed where Slurm saw a success (exit 0
+    /// without its outputs): it ends like a failed dependency, not like a cancel.
+    dep_cancel: bool,
 }
 
 struct Engine {
@@ -251,6 +254,7 @@ impl Engine {
                 job_id: None,
                 request: SlurmRequest::default(),
                 resubmit: false,
+                dep_cancel: false,
             });
         }
         let log = EventWriter::open(&run.events())
@@ -873,6 +877,11 @@ impl Engine {
         let inst = self.plan.instances[i].clone();
         let slot = &mut self.slots[i];
         slot.running = None;
+        let mut f = f;
+        if std::mem::take(&mut slot.dep_cancel) {
+            f.outcome = Outcome::DependencyFailed;
+            slot.cancel_requested = false;
+        }
         let job = slot.job_id.take();
         let on_job = job
             .as_deref()
@@ -1028,6 +1037,20 @@ impl Engine {
             detail.push_str(", will retry");
         }
         self.progress.step(state, &inst.name, &detail);
+        // Slurm's afterok saw a success (exit 0) that the engine refused (outputs missing): the
+        // dependents it already let start must not run on this result.
+        if self.slots[i].on_slurm && state == StepState::Failed && exit_code == Some(0) {
+            for j in 0..self.slots.len() {
+                if self.slots[j].on_slurm
+                    && self.plan.instances[j].needs.contains(&inst.group)
+                    && let Some(a) = self.slots[j].running
+                {
+                    self.slots[j].cancel_requested = true;
+                    self.slots[j].dep_cancel = true;
+                    self.cancel_attempt(j, a);
+                }
+            }
+        }
         if state == StepState::Failed && !will_retry && self.fail_fast && !self.tripped {
             self.tripped = true;
             for j in 0..self.slots.len() {

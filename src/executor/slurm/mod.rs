@@ -35,6 +35,7 @@ struct Tracked {
     dir: PathBuf,
     since: Instant,
     cancel_requested: bool,
+    cancel_confirmed: bool,
     /// Since when the job has been ended (or unknown) without a visible sentinel.
     missing_since: Option<Instant>,
     /// Since when it has been pending with `DependencyNeverSatisfied`.
@@ -133,6 +134,7 @@ impl SlurmExecutor {
                 dir: dir.to_path_buf(),
                 since: Instant::now(),
                 cancel_requested: false,
+                cancel_confirmed: false,
                 missing_since: None,
                 never_since: None,
                 done,
@@ -304,15 +306,26 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
             (std::mem::take(&mut st.cancels), st.tracked.len())
         };
         if !cancels.is_empty() {
-            if let Err(e) = backend.cancel(&cancels) {
-                let mut st = lock(&shared.state);
-                st.notices
-                    .push(format!("scancel {}: {e}", cancels.join(" ")));
-                // A controller that does not answer gets the cancel again on the next round.
-                if e.is_transient() {
-                    st.cancels.extend(cancels);
+            let result = backend.cancel(&cancels);
+            let mut st = lock(&shared.state);
+            match result {
+                Ok(()) => {
+                    for t in st.tracked.values_mut() {
+                        if cancels.contains(&t.job_id) {
+                            t.cancel_confirmed = true;
+                        }
+                    }
+                }
+                Err(e) => {
+                    st.notices
+                        .push(format!("scancel {}: {e}", cancels.join(" ")));
+                    // A controller that does not answer gets the cancel again on the next round.
+                    if e.is_transient() {
+                        st.cancels.extend(cancels);
+                    }
                 }
             }
+            drop(st);
             poller.poke();
         }
         if tracked_n == 0 {
@@ -396,6 +409,7 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
                 sentinel,
                 seen,
                 cancel_requested: t.cancel_requested,
+                cancel_confirmed: t.cancel_confirmed,
                 missing_for: t.missing_since.map_or(Duration::ZERO, |s| now - s),
                 grace,
             };

@@ -31,6 +31,8 @@ pub struct Observation<'a> {
     pub seen: Seen<'a>,
     /// The engine asked Slurm to cancel it.
     pub cancel_requested: bool,
+    /// ... and `scancel` succeeded.
+    pub cancel_confirmed: bool,
     /// How long the job has been ended (or unknown) with no sentinel visible.
     pub missing_for: Duration,
     /// How long a sentinel may take to appear (NFS attribute caches) before the attempt is lost.
@@ -50,6 +52,14 @@ pub fn decide(o: &Observation<'_>) -> Verdict {
         return Verdict::Done(Outcome::Exited(0));
     }
     match o.seen {
+        // Cancelled by sortie: the batch shell's sentinel, or a pending job that scancel removed,
+        // ends it without waiting for the next poll.
+        Seen::Active(_) if o.cancel_requested && o.sentinel.is_some() => {
+            Verdict::Done(o.sentinel.clone().expect("checked"))
+        }
+        Seen::Active(j) if o.cancel_confirmed && j.state == JobState::Pending => {
+            Verdict::Done(Outcome::Signaled(15))
+        }
         // A non-zero sentinel of a job Slurm still holds may be from an incarnation it requeued.
         Seen::Active(_) => Verdict::Wait,
         Seen::Ended(job) => match &job.state {
@@ -117,6 +127,7 @@ mod tests {
             sentinel,
             seen,
             cancel_requested: false,
+            cancel_confirmed: false,
             missing_for: Duration::ZERO,
             grace: Duration::from_secs(60),
         }
@@ -183,6 +194,21 @@ mod tests {
         let cancelled = job(JobState::Cancelled, None);
         let mut o = obs(None, Seen::Ended(&cancelled));
         o.cancel_requested = true;
+        assert_eq!(decide(&o), Verdict::Done(Outcome::Signaled(15)));
+    }
+
+    #[test]
+    fn a_cancel_ends_without_waiting_for_slurm() {
+        let running = job(JobState::Running, None);
+        let mut o = obs(Some(Outcome::Signaled(15)), Seen::Active(&running));
+        assert_eq!(decide(&o), Verdict::Wait);
+        o.cancel_requested = true;
+        assert_eq!(decide(&o), Verdict::Done(Outcome::Signaled(15)));
+        let pending = job(JobState::Pending, None);
+        let mut o = obs(None, Seen::Active(&pending));
+        o.cancel_requested = true;
+        assert_eq!(decide(&o), Verdict::Wait);
+        o.cancel_confirmed = true;
         assert_eq!(decide(&o), Verdict::Done(Outcome::Signaled(15)));
     }
 
