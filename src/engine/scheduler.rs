@@ -158,6 +158,7 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
     let mut last_beat = Instant::now();
     let mut last_sync = Instant::now();
     let sync_busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut slurm_stale = false;
 
     loop {
         eng.schedule().await?;
@@ -174,8 +175,19 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
             _ = tick.tick() => {
                 eng.handle_requests()?;
                 if let Some(sl) = &eng.slurm {
-                    for n in sl.take_notices() {
+                    let (notices, stale) = (sl.take_notices(), sl.stale());
+                    for n in notices {
                         eng.progress.summary(&n);
+                    }
+                    // Say when Slurm stops answering and when it is back, once each.
+                    if stale.is_some() != slurm_stale {
+                        slurm_stale = stale.is_some();
+                        eng.progress.summary(&match stale {
+                            Some(e) => format!(
+                                "Slurm does not answer ({e}); its data is stale, step ends are read from exit-code files meanwhile"
+                            ),
+                            None => "Slurm answers again".to_string(),
+                        });
                     }
                 }
                 if last_beat.elapsed() >= lease::heartbeat_interval() {
