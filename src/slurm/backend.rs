@@ -57,6 +57,11 @@ pub trait SlurmBackend: Send + Sync {
     fn start_estimate(&self, id: &str) -> Result<Option<i64>>;
     /// How many Slurm commands or requests this backend has made; each is at least one RPC.
     fn rpc_count(&self) -> u64;
+    /// The most one call may cost before it has been made once (a JSON→text fallback makes two
+    /// commands; a REST backend's first request may mint a token and read the API list).
+    fn first_call_cost(&self) -> u64 {
+        3
+    }
 }
 
 /// `sbatch --parsable` prints `id` or `id;cluster`.

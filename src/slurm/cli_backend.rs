@@ -409,6 +409,15 @@ impl SlurmBackend for CliBackend {
         }
     }
 
+    fn first_call_cost(&self) -> u64 {
+        // Text only: one command per call. JSON may fall back to text, or repair exit codes.
+        if self.config.json == JsonPolicy::Never {
+            1
+        } else {
+            2
+        }
+    }
+
     fn rpc_count(&self) -> u64 {
         self.rpcs.load(Ordering::Relaxed)
     }

@@ -31,10 +31,6 @@ use super::model::{Job, JobState, Partition};
 /// How long the budget looks back.
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(60);
 
-/// What a call is assumed to cost before it was ever made: the CLI's JSON→text fallback or exit-code
-/// repair makes two commands, a REST backend's first request may mint a token and read the API list.
-const UNSEEN_CALL_COST: u64 = 3;
-
 /// The clock the scheduler reads: monotonic time for intervals and the budget, wall time for the
 /// `sacct --starttime` window and the snapshot's `taken_at`.
 pub trait Clock: Send + Sync {
@@ -508,7 +504,7 @@ impl PollerCore {
         self.costs
             .get(&op)
             .copied()
-            .unwrap_or(UNSEEN_CALL_COST)
+            .unwrap_or_else(|| self.backend.first_call_cost().max(1))
             .max(1)
     }
 
@@ -1630,9 +1626,14 @@ mod tests {
             },
         );
         let rx = handle.subscribe();
-        let first = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("first poll");
+        // The first poll may have been published before the subscription.
+        let latest = handle.snapshot();
+        let first = if latest.taken_at.is_some() {
+            latest
+        } else {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("first poll")
+        };
         assert_eq!(first.jobs.len(), 1);
         assert!(first.taken_at.is_some());
         assert_eq!(handle.snapshot().cycles, first.cycles);

@@ -60,6 +60,10 @@ pub fn decide(o: &Observation<'_>) -> Verdict {
         Seen::Active(j) if o.cancel_confirmed && j.state == JobState::Pending => {
             Verdict::Done(Outcome::Signaled(15))
         }
+        // Submitted and cancelled before any poll saw it: scancel took it, it never ran.
+        Seen::Unknown if o.cancel_confirmed && o.sentinel.is_none() => {
+            Verdict::Done(Outcome::Signaled(15))
+        }
         // A non-zero sentinel of a job Slurm still holds may be from an incarnation it requeued.
         Seen::Active(_) => Verdict::Wait,
         Seen::Ended(job) => match &job.state {
@@ -206,6 +210,11 @@ mod tests {
         assert_eq!(decide(&o), Verdict::Done(Outcome::Signaled(15)));
         let pending = job(JobState::Pending, None);
         let mut o = obs(None, Seen::Active(&pending));
+        o.cancel_requested = true;
+        assert_eq!(decide(&o), Verdict::Wait);
+        o.cancel_confirmed = true;
+        assert_eq!(decide(&o), Verdict::Done(Outcome::Signaled(15)));
+        let mut o = obs(None, Seen::Unknown);
         o.cancel_requested = true;
         assert_eq!(decide(&o), Verdict::Wait);
         o.cancel_confirmed = true;
