@@ -8,7 +8,8 @@
 //! 3. the finder over 100 000 items ≤ 10 ms per keystroke (push + `rematch`).
 //!
 //! Two cores shared with other work: every figure is the median of many repetitions, with min and max
-//! printed beside it so noise is visible.
+//! printed beside it so noise is visible. `cargo bench --bench tui -- finder` (or `frame`, `keys`) runs
+//! only those sections.
 
 use crossterm::event::{Event, KeyEvent};
 use ratatui::Terminal;
@@ -17,7 +18,7 @@ use sortie::index::{Point, RunRow, StepRow};
 use sortie::runlog::{RunState, StepState};
 use sortie::tui::action::Pane;
 use sortie::tui::app::RunsFocus;
-use sortie::tui::chart::{PrepareKey, PreparedSeries, Series, Smoothing};
+use sortie::tui::chart::{PrepareKey, PreparedSeries, Smoothing};
 use sortie::tui::config::{ColorDepth, Config, KeySeq, Overrides};
 use sortie::tui::data::{DataMsg, SeriesData, Snapshot};
 use sortie::tui::finder::{FinderItem, FinderKind, FinderState};
@@ -496,42 +497,41 @@ fn bench_keys(verdicts: &mut Vec<(String, f64, f64)>) {
     verdicts.push((":theme light<Enter>".into(), theme.median, KEY_GOAL_MS));
 }
 
-/// Where a smoothing change goes for the 1M-point series: `ChartCache::prepare` converts the index
-/// points into a fresh `chart::Series` and builds a fresh `PreparedSeries` (new buffers) for it.
+/// Where a smoothing change goes for the 1M-point series: `ChartCache::prepare` prepares straight from
+/// the index points; a smoothing change keeps x and the raw values and only re-smooths (on every core
+/// for a series this long). For comparison, a full re-prepare as after a data change, into fresh
+/// buffers and into reused ones.
 fn prepare_breakdown(points: &[Point]) {
-    let key = |w| PrepareKey {
+    let key = |w, version| PrepareKey {
+        version,
         smoothing: Smoothing::Ema(w),
         ..PrepareKey::default()
     };
-    let (mut copy, mut new, mut refresh) = (Vec::new(), Vec::new(), Vec::new());
-    let mut reused = PreparedSeries::default();
+    let (mut new, mut data, mut smooth) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reused = PreparedSeries::from_points("train", points, key(0.6, 0));
     for i in 0..7 {
         let t = Instant::now();
-        let series = Series {
-            label: "train".into(),
-            points: points.iter().map(Into::into).collect(),
-        };
-        copy.push(ms(t));
-        let t = Instant::now();
-        black_box(PreparedSeries::new(&series, key(0.7)));
+        black_box(PreparedSeries::from_points("train", points, key(0.7, 0)));
         new.push(ms(t));
-        reused.refresh(&series, key(0.6));
         let t = Instant::now();
-        reused.refresh(&series, key(if i % 2 == 0 { 0.7 } else { 0.8 }));
-        refresh.push(ms(t));
+        reused.refresh_points("train", points, key(0.6, i + 1));
+        data.push(ms(t));
+        let t = Instant::now();
+        reused.refresh_points("train", points, key(0.7, i + 1));
+        smooth.push(ms(t));
         black_box(&reused);
     }
     println!(
-        "  1M-point series alone: index points → chart::Series copy {}",
-        stats(copy)
+        "  1M-point series alone: smoothing change (x, raw kept)         {}",
+        stats(smooth)
     );
     println!(
-        "                         PreparedSeries::new (fresh buffers)  {}",
+        "                         full re-prepare, reused buffers        {}",
+        stats(data)
+    );
+    println!(
+        "                         PreparedSeries::from_points (fresh)    {}",
         stats(new)
-    );
-    println!(
-        "                         PreparedSeries::refresh (reused)     {}",
-        stats(refresh)
     );
 }
 
@@ -628,8 +628,10 @@ fn bench_finder(verdicts: &mut Vec<(String, f64, f64)>) {
     );
 }
 
-/// Where a keystroke goes: `rematch` scores all items with match indices (an allocation per match),
-/// then sorts. The same pass with nucleo's score only shows what indices for every match cost.
+/// What plain nucleo costs for a whole query on one thread, for comparison with `rematch`: score only,
+/// score with match indices, and sorting the matches. `rematch` narrows to the previous matches,
+/// scores on every core, scores a shared deciding prefix once (`finder.rs`, `MemoKey`), asks for
+/// indices only for the rows on screen and ranks only the top rows.
 fn finder_breakdown(items: &[FinderItem], query: &str) {
     use nucleo::pattern::{CaseMatching, Normalization, Pattern};
     use nucleo::{Matcher, Utf32Str};
@@ -682,10 +684,22 @@ fn finder_breakdown(items: &[FinderItem], query: &str) {
 }
 
 fn main() {
+    // `cargo bench --bench tui -- keys finder` runs only those sections (frame, keys, finder).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
     let mut verdicts = Vec::new();
-    bench_frame(&mut verdicts);
-    bench_keys(&mut verdicts);
-    bench_finder(&mut verdicts);
+    if run("frame") {
+        bench_frame(&mut verdicts);
+    }
+    if run("keys") {
+        bench_keys(&mut verdicts);
+    }
+    if run("finder") {
+        bench_finder(&mut verdicts);
+    }
     println!("\n== targets (medians)");
     let mut missed = 0;
     for (name, v, goal) in &verdicts {

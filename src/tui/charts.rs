@@ -3,7 +3,7 @@
 //! idle frame costs a copy, not a scan of a million points.
 
 use super::app::App;
-use super::chart::{ChartStyles, CurveChart, PrepareKey, PreparedSeries, Series, Smoothing};
+use super::chart::{ChartStyles, CurveChart, PrepareKey, PreparedSeries, Smoothing};
 use super::view::ViewCtx;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 struct Entry {
     label: String,
-    /// Identity of the points vector it was converted from (the data thread hands out a new Arc
-    /// whenever a series' points change).
+    /// Identity of the points vector (the data thread hands out a new Arc whenever a series' points
+    /// change). Holding the Arc keeps its address from being reused by another vector.
     identity: usize,
-    series: Series,
+    points: Arc<Vec<crate::index::Point>>,
     prepared: PreparedSeries,
 }
 
@@ -65,27 +65,24 @@ impl ChartCache {
                 Some(p) => {
                     let mut e = old.swap_remove(p);
                     if e.identity != identity {
-                        e.series = to_series(&s.label, &s.points);
+                        e.points = s.points.clone();
                         e.identity = identity;
                     }
                     e
                 }
-                None => {
-                    let series = to_series(&s.label, &s.points);
-                    let prepared = PreparedSeries::new(&series, key);
-                    Entry {
-                        label: s.label.clone(),
-                        identity,
-                        series,
-                        prepared,
-                    }
-                }
+                None => Entry {
+                    label: s.label.clone(),
+                    identity,
+                    points: s.points.clone(),
+                    prepared: PreparedSeries::from_points(&s.label, &s.points, key),
+                },
             };
             self.entries.push(entry);
             keys.push(key);
         }
-        // A settings change re-smooths every kept series (reusing their buffers), each on a thread of
-        // its own so the cores share the work whatever the series' sizes.
+        // A settings change re-smooths every kept series (reusing their buffers; a smoothing change
+        // keeps x and the raw values), each on a thread of its own so the cores share the work whatever
+        // the series' sizes (a long series also splits its smoothing across the cores).
         let stale: Vec<(&mut Entry, PrepareKey)> = self
             .entries
             .iter_mut()
@@ -94,13 +91,13 @@ impl ChartCache {
             .collect();
         if stale.len() <= 1 {
             for (e, k) in stale {
-                e.prepared.refresh(&e.series, k);
+                e.prepared.refresh_points(&e.label, &e.points, k);
             }
         } else {
             std::thread::scope(|scope| {
                 for (e, k) in stale {
                     scope.spawn(move || {
-                        e.prepared.refresh(&e.series, k);
+                        e.prepared.refresh_points(&e.label, &e.points, k);
                     });
                 }
             });
@@ -151,19 +148,15 @@ impl ChartCache {
     }
 }
 
-/// Copies the cells of `area` from one buffer to another.
+/// Copies the cells of `area` from one buffer to another, a row slice at a time.
 fn copy(from: &Buffer, to: &mut Buffer, area: Rect) {
     let area = area.intersection(to.area).intersection(from.area);
-    for y in area.top()..area.bottom() {
-        for x in area.left()..area.right() {
-            to[(x, y)] = from[(x, y)].clone();
-        }
+    if area.is_empty() {
+        return;
     }
-}
-
-fn to_series(label: &str, points: &[crate::index::Point]) -> Series {
-    Series {
-        label: label.to_string(),
-        points: points.iter().map(Into::into).collect(),
+    let w = usize::from(area.width);
+    for y in area.top()..area.bottom() {
+        let (a, b) = (from.index_of(area.x, y), to.index_of(area.x, y));
+        to.content[b..b + w].clone_from_slice(&from.content[a..a + w]);
     }
 }

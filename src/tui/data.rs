@@ -83,12 +83,165 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How much of a log file's end is read.
 const LOG_TAIL_BYTES: u64 = 256 * 1024;
 
+/// A file's size and modification time: what tells that it changed without reading it.
+type Stamp = Option<(u64, std::time::SystemTime)>;
+
+fn stamp(path: &std::path::Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// What a sync of the index reads, so that a poll can tell from a few `stat`s whether a sync has anything
+/// to read: each run's events file and the metrics file of every attempt the index knows for it.
+#[derive(Default)]
+struct SyncGate {
+    /// The run directories listed at the last full sync.
+    ids: Vec<String>,
+    /// The runs directory's stamp when `names` was read: a run created or removed changes it.
+    listed_at: Stamp,
+    /// Every entry of the runs directory; the runs are those with an events file.
+    names: Vec<String>,
+    /// Per run: the files a sync reads and their stamps, taken just before that run was last synced.
+    runs: HashMap<String, Vec<(PathBuf, Stamp)>>,
+    /// When everything was last synced, whatever the stamps said.
+    full_at: Option<Instant>,
+}
+
+impl SyncGate {
+    /// Brings the index up to date, syncing only the runs whose files changed; everything is synced when
+    /// the list of runs changed, and at least every `full_every` regardless. Returns whether anything
+    /// was synced, and the sync error if there was one.
+    fn sync(&mut self, ix: &mut Index, project: &Project, full_every: Duration) -> Synced {
+        // The directory is listed again only when it changed; which entries are runs (have an events
+        // file, as `Project::run_ids` decides) is checked every time, the file may come later.
+        let dir_stamp = stamp(&project.runs_dir());
+        if dir_stamp.is_none() || dir_stamp != self.listed_at {
+            self.names = std::fs::read_dir(project.runs_dir())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.listed_at = dir_stamp;
+        }
+        let ids: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| project.run_dir(n).events().is_file())
+            .cloned()
+            .collect();
+        let full = ids != self.ids || self.full_at.is_none_or(|t| t.elapsed() >= full_every);
+        // Stamps are taken before syncing: a write landing after them shows as a change next time.
+        let mut stale: Vec<(String, Vec<(PathBuf, Stamp)>)> = Vec::new();
+        for id in &ids {
+            let files = self.runs.get(id);
+            let now: Vec<(PathBuf, Stamp)> = match files {
+                Some(f) => f.iter().map(|(p, _)| (p.clone(), stamp(p))).collect(),
+                None => vec![(project.run_dir(id).events(), None)],
+            };
+            if full || files.is_none_or(|f| *f != now) {
+                stale.push((id.clone(), now));
+            }
+        }
+        if !full && stale.is_empty() {
+            return Synced::Nothing;
+        }
+        // Only metrics files changed: runs and steps (which come from the events) stand.
+        let metrics_only = !full
+            && stale.iter().all(|(id, now)| {
+                self.runs
+                    .get(id)
+                    .is_some_and(|old| old.first() == now.first())
+            });
+        let mut error = None;
+        if full {
+            if let Err(e) = ix.sync_all(project) {
+                error = Some(format!("cannot update the index: {e}"));
+            }
+            self.ids = ids;
+            self.full_at = Some(Instant::now());
+            self.runs.retain(|id, _| self.ids.contains(id));
+        } else {
+            for (id, _) in &stale {
+                if let Err(e) = ix.sync_run(&project.run_dir(id)) {
+                    error = Some(format!("cannot update the index: {e}"));
+                }
+            }
+        }
+        for (id, mut files) in stale {
+            // New events may have added attempts (only then: the list is a query). Files not seen
+            // before carry no stamp, so the next poll reads them.
+            let events_changed = self
+                .runs
+                .get(&id)
+                .is_none_or(|old| old.first() != files.first());
+            let paths: Vec<PathBuf> = if events_changed {
+                let mut paths = vec![project.run_dir(&id).events()];
+                paths.extend(
+                    ix.attempts(&id, None)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|a| a.dir.join(crate::runlog::paths::METRICS_FILE)),
+                );
+                paths
+            } else {
+                files.iter().map(|(p, _)| p.clone()).collect()
+            };
+            let known: HashMap<PathBuf, Stamp> = files.drain(..).collect();
+            let files = paths
+                .into_iter()
+                .map(|p| {
+                    let s = known.get(&p).copied().flatten();
+                    (p, s)
+                })
+                .collect();
+            self.runs.insert(id, files);
+        }
+        if error.is_some() {
+            // Try everything again next time.
+            self.full_at = None;
+            return Synced::All(error);
+        }
+        if metrics_only {
+            Synced::Metrics
+        } else {
+            Synced::All(None)
+        }
+    }
+}
+
+/// What [`SyncGate::sync`] read.
+enum Synced {
+    Nothing,
+    /// Only metrics files (of any run).
+    Metrics,
+    /// Events too, or everything; with the sync error if there was one.
+    All(Option<String>),
+}
+
+/// How often everything is synced even when no run file seems to have changed (the settings'
+/// `[poll] max_interval` by default).
+pub const FULL_SYNC_EVERY: Duration = Duration::from_secs(60);
+
 /// Runs the loop until the UI hangs up. `send` returns false once the UI is gone.
 pub fn run(
     project: Project,
     watch_rx: Receiver<Watch>,
     send: impl Fn(DataMsg) -> bool,
     interval: Duration,
+) {
+    run_with(project, watch_rx, send, interval, FULL_SYNC_EVERY);
+}
+
+/// [`run`], syncing everything at least every `full_every`. Every `interval` it looks at the run
+/// files' sizes and times; only a change (or a new watch) costs a sync and the queries behind a
+/// snapshot.
+pub fn run_with(
+    project: Project,
+    watch_rx: Receiver<Watch>,
+    send: impl Fn(DataMsg) -> bool,
+    interval: Duration,
+    full_every: Duration,
 ) {
     let mut index = match Index::open_project(&project) {
         Ok(i) => Some(i),
@@ -107,6 +260,7 @@ pub fn run(
     let mut ok_at = Instant::now();
     let mut last_error: Option<String> = None;
     let mut last_sent = Instant::now() - HEARTBEAT;
+    let mut gate = SyncGate::default();
     loop {
         let mut changed_watch = false;
         match watch_rx.recv_timeout(if last.is_none() {
@@ -132,8 +286,28 @@ pub fn run(
             std::thread::sleep(interval);
             continue;
         };
-        let snap = build(ix, &project, &watch, &mut cache);
-        let error = snap.error.clone();
+        let synced = gate.sync(ix, &project, full_every);
+        let fresh = match (&last, synced) {
+            // Nothing was read and nothing else asked for: the last snapshot stands, but for whether
+            // the engine still lives (a dead engine changes no file).
+            (Some(prev), Synced::Nothing) if !changed_watch && prev.error.is_none() => {
+                let alive = engine_alive(&prev.runs, prev.run.as_deref());
+                (alive != prev.engine_alive).then(|| Snapshot {
+                    engine_alive: alive,
+                    ..prev.clone()
+                })
+            }
+            // Only metrics grew (a live run logging): runs and steps stand, the metrics are read.
+            (Some(prev), Synced::Metrics) if !changed_watch && prev.error.is_none() => {
+                let mut snap = prev.clone();
+                snap.engine_alive = engine_alive(&snap.runs, snap.run.as_deref());
+                add_metrics(ix, &watch, &mut cache, &mut snap);
+                Some(snap)
+            }
+            (_, Synced::All(error)) => Some(build(ix, &watch, &mut cache, error)),
+            _ => Some(build(ix, &watch, &mut cache, None)),
+        };
+        let error = fresh.as_ref().and_then(|s| s.error.clone());
         if error.is_none() {
             ok_at = Instant::now();
         }
@@ -147,14 +321,17 @@ pub fn run(
                 return;
             }
         }
-        if last.as_ref() != Some(&snap) {
+        if let Some(snap) = fresh
+            && last.as_ref() != Some(&snap)
+        {
             last = Some(snap.clone());
             last_sent = Instant::now();
-            if !send(DataMsg::Snapshot(Box::new(snap.clone()))) {
+            if !send(DataMsg::Snapshot(Box::new(snap))) {
                 return;
             }
         }
-        if let Some(tail) = read_log(&snap, &watch, &mut log_sig)
+        if let Some(snap) = &last
+            && let Some(tail) = read_log(snap, &watch, &mut log_sig)
             && !send(DataMsg::Log(Box::new(tail)))
         {
             return;
@@ -162,12 +339,26 @@ pub fn run(
     }
 }
 
+/// Whether a live engine drives `run` (of `runs`).
+fn engine_alive(runs: &[RunRow], run: Option<&str>) -> bool {
+    runs.iter()
+        .find(|r| Some(r.id.as_str()) == run)
+        .is_some_and(|row| {
+            lease::current(&RunDir::new(row.dir.clone())).is_some_and(|l| l.is_alive())
+        })
+}
+
 /// Loads what the watch asks for. Errors land in the snapshot, never panic the thread.
-fn build(ix: &mut Index, project: &Project, watch: &Watch, cache: &mut SeriesCache) -> Snapshot {
-    let mut snap = Snapshot::default();
-    if let Err(e) = ix.sync_all(project) {
-        snap.error = Some(format!("cannot update the index: {e}"));
-    }
+fn build(
+    ix: &mut Index,
+    watch: &Watch,
+    cache: &mut SeriesCache,
+    sync_error: Option<String>,
+) -> Snapshot {
+    let mut snap = Snapshot {
+        error: sync_error,
+        ..Snapshot::default()
+    };
     match ix.runs() {
         Ok(r) => snap.runs = r,
         Err(e) => {
@@ -181,11 +372,19 @@ fn build(ix: &mut Index, project: &Project, watch: &Watch, cache: &mut SeriesCac
         .filter(|r| snap.runs.iter().any(|x| x.id == *r))
         .or_else(|| snap.runs.first().map(|r| r.id.clone()));
     let Some(run) = run else { return snap };
-    if let Some(row) = snap.runs.iter().find(|r| r.id == run) {
-        snap.engine_alive =
-            lease::current(&RunDir::new(row.dir.clone())).is_some_and(|l| l.is_alive());
-    }
+    snap.engine_alive = engine_alive(&snap.runs, Some(&run));
     snap.steps = ix.steps(&run).unwrap_or_default();
+    snap.run = Some(run);
+    add_metrics(ix, watch, cache, &mut snap);
+    snap
+}
+
+/// The metric part of a snapshot (keys, the chosen metric, its series) for `snap.run`, read again.
+fn add_metrics(ix: &mut Index, watch: &Watch, cache: &mut SeriesCache, snap: &mut Snapshot) {
+    snap.series.clear();
+    snap.metric_keys.clear();
+    snap.metric = None;
+    let Some(run) = snap.run.clone() else { return };
     let summaries = ix.metric_summaries(&run, None).unwrap_or_default();
     let mut keys: Vec<String> = summaries.iter().map(|s| s.key.clone()).collect();
     keys.sort();
@@ -206,8 +405,6 @@ fn build(ix: &mut Index, project: &Project, watch: &Watch, cache: &mut SeriesCac
     }
     snap.metric_keys = keys;
     snap.metric = metric;
-    snap.run = Some(run);
-    snap
 }
 
 /// Adds one series per step of `run` that has metric `m` (its latest attempt), reading points only
@@ -324,16 +521,18 @@ pub fn spawn(
     project: Project,
     tx: Sender<super::Msg>,
     interval: Duration,
+    full_every: Duration,
 ) -> std::sync::mpsc::Sender<Watch> {
     let (wtx, wrx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("sortie-data".into())
         .spawn(move || {
-            run(
+            run_with(
                 project,
                 wrx,
                 |m| tx.send(super::Msg::Data(m)).is_ok(),
                 interval,
+                full_every,
             )
         })
         .expect("spawn data thread");

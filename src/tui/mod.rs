@@ -283,7 +283,8 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
     if let Some(w) = ui.app.config_warnings.first() {
         ui.app.set_status(format!("config: {w}"));
     }
-    let watch_tx = data::spawn(project, ui.tx.clone(), interval);
+    let full_every = ui.config.settings.poll.max_interval.max(interval);
+    let watch_tx = data::spawn(project, ui.tx.clone(), interval, full_every);
     if let Some(run) = &opts.run {
         let _ = watch_tx.send(data::Watch {
             run: Some(run.clone()),
@@ -306,25 +307,39 @@ fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     rx: &Receiver<Msg>,
 ) -> Result<()> {
+    const TICK: Duration = Duration::from_secs(1);
+    // How late the data thread's next snapshot may be against its interval (the time its poll takes).
+    const DATA_SLACK: Duration = Duration::from_millis(150);
+    let poll = ui.config.settings.poll_interval();
     let mut dirty = true;
-    let mut last_draw = Instant::now() - Duration::from_secs(1);
+    let mut last_draw = Instant::now() - TICK;
+    // The clock check: a second after the last frame (or the last check), whatever messages arrived.
+    let mut next_tick = Instant::now() + TICK;
+    let mut last_snapshot: Option<Instant> = None;
+    let mut waited_for_data = false;
     loop {
         if dirty {
             terminal.draw(|f| ui.draw(f))?;
             dirty = false;
             last_draw = Instant::now();
+            next_tick = last_draw + TICK;
+            waited_for_data = false;
         }
         if ui.app.quit {
             return Ok(());
         }
-        // Wake at least once a second so stale data is shown as stale and messages expire.
-        let msg = match rx.recv_timeout(Duration::from_secs(1)) {
+        let msg = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
             Ok(m) => Some(m),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
         match msg {
-            Some(m) => dirty |= ui.handle(m),
+            Some(m) => {
+                if matches!(m, Msg::Data(data::DataMsg::Snapshot(_))) {
+                    last_snapshot = Some(Instant::now());
+                }
+                dirty |= ui.handle(m);
+            }
             None => {
                 // Running steps' elapsed times and the status line age: redraw, but rarely.
                 let running = ui
@@ -337,13 +352,32 @@ fn event_loop(
                     let a = t.elapsed().as_secs();
                     (6..8).contains(&a)
                 });
-                dirty |= (running && last_draw.elapsed() >= Duration::from_secs(1))
-                    || status_expired
-                    || ui.stale();
+                let tick = running && last_draw.elapsed() >= TICK;
+                let now = Instant::now();
+                // While a run is live the data thread sends a snapshot every poll, and that one redraws
+                // anyway: when it is due within a moment, wait for it instead of drawing twice.
+                let data_due = last_snapshot
+                    .map(|t| t + poll)
+                    .filter(|&due| due + DATA_SLACK > now && due <= now + DATA_SLACK);
+                if tick
+                    && !status_expired
+                    && !ui.stale()
+                    && !waited_for_data
+                    && let Some(due) = data_due
+                {
+                    waited_for_data = true;
+                    next_tick = due.max(now) + DATA_SLACK;
+                } else {
+                    dirty |= tick || status_expired || ui.stale();
+                    next_tick = now + TICK;
+                }
             }
         }
         // Drain what queued up meanwhile, then draw once.
         while let Ok(m) = rx.try_recv() {
+            if matches!(m, Msg::Data(data::DataMsg::Snapshot(_))) {
+                last_snapshot = Some(Instant::now());
+            }
             dirty |= ui.handle(m);
         }
     }
@@ -351,10 +385,15 @@ fn event_loop(
 
 /// One poller for everything on screen, within the RPC budget from the settings.
 fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> std::sync::Arc<Slurm> {
-    use crate::slurm::cli_backend::{CliBackend, CliConfig};
+    use crate::slurm::cli_backend::{CliBackend, CliConfig, JsonPolicy};
     use crate::slurm::poller::{Poller, PollerConfig};
+    // Text output: `squeue --json` before 23.02 ignores `--user` and dumps every job of the cluster
+    // (120-140 MB resident and most of the poller's CPU here), and sacct's text exit codes are right.
     let backend: std::sync::Arc<dyn crate::slurm::backend::SlurmBackend + Send + Sync> =
-        std::sync::Arc::new(CliBackend::new(CliConfig::default()));
+        std::sync::Arc::new(CliBackend::new(CliConfig {
+            json: JsonPolicy::Never,
+            ..CliConfig::default()
+        }));
     let cfg = PollerConfig {
         // The file poll may be fast; the controller is asked at most every 10 s to begin with.
         interval: settings

@@ -17,7 +17,7 @@ pub mod widget;
 
 pub use range::RangeMode;
 pub use series::{
-    DEFAULT_SMOOTHING, Point, PrepareKey, PreparedSeries, Series, Smoothing, XMode, smooth_ema,
-    smooth_twema,
+    DEFAULT_SMOOTHING, Line, Point, PrepareKey, PreparedSeries, Series, SeriesPoint, Smoothing,
+    XMode, smooth_ema, smooth_ema_threads, smooth_twema,
 };
 pub use widget::{ChartStyles, CurveChart};

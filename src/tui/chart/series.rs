@@ -23,6 +23,45 @@ impl From<&crate::index::Point> for Point {
     }
 }
 
+/// What [`PreparedSeries`] reads from a logged point, so it can prepare straight from the index's rows
+/// as well as from [`Point`]s, without converting a million points first.
+pub trait SeriesPoint {
+    fn step(&self) -> f64;
+    fn time(&self) -> Option<f64>;
+    fn epoch(&self) -> Option<f64>;
+    fn value(&self) -> f64;
+}
+
+impl SeriesPoint for Point {
+    fn step(&self) -> f64 {
+        self.step
+    }
+    fn time(&self) -> Option<f64> {
+        self.time
+    }
+    fn epoch(&self) -> Option<f64> {
+        self.epoch
+    }
+    fn value(&self) -> f64 {
+        self.value
+    }
+}
+
+impl SeriesPoint for crate::index::Point {
+    fn step(&self) -> f64 {
+        self.x
+    }
+    fn time(&self) -> Option<f64> {
+        self.time
+    }
+    fn epoch(&self) -> Option<f64> {
+        self.epoch
+    }
+    fn value(&self) -> f64 {
+        self.value
+    }
+}
+
 /// One curve: a run's metric, in logging order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
@@ -61,12 +100,12 @@ impl XMode {
     }
 
     /// The x of `p`, or None when the point lacks this axis. `t0` is the series' first time.
-    fn x_of(self, p: &Point, t0: f64) -> Option<f64> {
+    fn x_of(self, p: &impl SeriesPoint, t0: f64) -> Option<f64> {
         let x = match self {
-            XMode::Step => Some(p.step),
-            XMode::Epoch => p.epoch,
-            XMode::Relative => p.time.map(|t| t - t0),
-            XMode::Wall => p.time,
+            XMode::Step => Some(p.step()),
+            XMode::Epoch => p.epoch(),
+            XMode::Relative => p.time().map(|t| t - t0),
+            XMode::Wall => p.time(),
         }?;
         x.is_finite().then_some(x)
     }
@@ -122,27 +161,106 @@ pub fn smooth_ema(values: &[f64], weight: f64) -> Vec<f64> {
 
 /// [`smooth_ema`] into a reused buffer.
 pub fn smooth_ema_into(values: &[f64], weight: f64, out: &mut Vec<f64>) {
-    // Written in place over a copy: non-finite values are already where they belong, and the loop has
-    // no push (capacity checks kept the running average out of registers).
-    out.clear();
-    out.extend_from_slice(values);
+    smooth_ema_threads(values, weight, out, 1);
+}
+
+/// Series shorter than this are smoothed on one thread: below it, a thread costs more than it saves.
+const EMA_MIN_CHUNK: usize = 1 << 18;
+
+/// [`smooth_ema_into`] on up to `threads` threads for a long series. The EMA forgets: after `warm`
+/// finite points (`w^warm < 2^-64`) the average no longer holds a trace of what came before, and the
+/// debias is exactly 1. So each chunk after the first starts `warm` finite points early, from zero, and
+/// reaches the chunk with the same average the sequential pass has there (to the last bit or so).
+pub fn smooth_ema_threads(values: &[f64], weight: f64, out: &mut Vec<f64>, threads: usize) {
+    // Resizing a reused buffer of the same length writes nothing: every element is overwritten below.
+    out.resize(values.len(), 0.0);
     if is_constant(values) {
+        out.copy_from_slice(values);
         return;
     }
     let w = clamp_weight(weight);
+    let warm = ema_warmup(w);
+    let chunks = match warm {
+        Some(warm) if threads > 1 => (values.len() / EMA_MIN_CHUNK)
+            .min(threads)
+            .min(values.len() / (4 * warm).max(1))
+            .max(1),
+        _ => 1,
+    };
+    if chunks <= 1 {
+        ema_run(values, 0, w, 1.0, out);
+        return;
+    }
+    let warm = warm.unwrap_or(0);
+    let len = values.len().div_ceil(chunks);
+    std::thread::scope(|scope| {
+        let mut parts = out.chunks_mut(len).enumerate();
+        let first = parts.next();
+        for (k, part) in parts {
+            scope.spawn(move || ema_chunk(values, k * len, w, warm, part));
+        }
+        if let Some((_, part)) = first {
+            ema_run(values, 0, w, 1.0, part);
+        }
+    });
+}
+
+/// Finite points after which an EMA of weight `w` has forgotten its start below f64 precision, or None
+/// when it never does (weight 1, or so close to it that the warm-up would be most of the series).
+fn ema_warmup(w: f64) -> Option<usize> {
+    if w <= 0.0 {
+        return Some(0);
+    }
+    if w >= 0.9999 {
+        return None;
+    }
+    Some((64.0 * std::f64::consts::LN_2 / -w.ln()).ceil() as usize + 1)
+}
+
+/// The smoothed values of `values[start..start + out.len()]`: from `warm` finite points before `start`,
+/// or from the beginning (debiased) when there are not that many.
+fn ema_chunk(values: &[f64], start: usize, w: f64, warm: usize, out: &mut [f64]) {
+    let end = start + out.len();
+    let mut seen = 0;
+    let mut from = start;
+    while from > 0 && seen < warm {
+        from -= 1;
+        if values[from].is_finite() {
+            seen += 1;
+        }
+    }
+    if seen < warm {
+        // Close to the start: run from it, debias included.
+        ema_run(&values[..end], start, w, 1.0, out);
+    } else {
+        // w^warm is below 2^-64, so the debias is exactly 1 from here on: start its power at 0.
+        ema_run(&values[from..end], start - from, w, 0.0, out);
+    }
+}
+
+/// TensorBoard's debiased EMA over `values`, from a zero average and the debias power `w_pow` (1 at the
+/// start of a series), writing `out` for `values[skip..]` only. Non-finite values pass through and
+/// neither update the average nor count toward the debias; weight 1 yields 0 for every finite point,
+/// as it does there.
+fn ema_run(values: &[f64], skip: usize, w: f64, mut w_pow: f64, out: &mut [f64]) {
     let mut last = 0.0;
-    // w^n kept as a running product: powi per point would cost more than the EMA itself.
-    let mut w_pow = 1.0;
-    for v in out.iter_mut() {
-        let y = *v;
+    for &y in &values[..skip] {
+        if y.is_finite() {
+            last = last * w + (1.0 - w) * y;
+            w_pow *= w;
+        }
+    }
+    for (o, &y) in out.iter_mut().zip(&values[skip..]) {
         if !y.is_finite() {
+            *o = y;
             continue;
         }
         last = last * w + (1.0 - w) * y;
+        // w^n kept as a running product: powi per point would cost more than the EMA itself.
         w_pow *= w;
         let debias = if w == 1.0 { 1.0 } else { 1.0 - w_pow };
         // Past the first few dozen points debias is exactly 1: skip the division.
-        *v = if debias == 1.0 { last } else { last / debias };
+        *o = if debias == 1.0 { last } else { last / debias };
     }
 }
 
@@ -215,10 +333,27 @@ pub struct PrepareKey {
     pub log_y: bool,
 }
 
+/// Which line of a [`PreparedSeries`] to decimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The raw values (drawn faintly behind a smoothed line).
+    Raw,
+    /// [`PreparedSeries::main`].
+    Main,
+}
+
+/// One line's decimation for the window it was last drawn over.
+#[derive(Clone, Debug, Default)]
+struct Decimated {
+    /// `(lo, hi, columns)` as bits; None until computed.
+    window: Option<(u64, u64, usize)>,
+    points: Vec<[f64; 2]>,
+}
+
 /// A series ready to draw: x in the chosen mode (ascending), raw and smoothed values (log10 when
 /// `log_y`). Build once per [`PrepareKey`] and keep it across frames; [`PreparedSeries::refresh`]
 /// re-prepares only when the key changed.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct PreparedSeries {
     /// None until first built, so a default value never matches a key.
     key: Option<PrepareKey>,
@@ -228,12 +363,34 @@ pub struct PreparedSeries {
     /// Meaningful only when `key.smoothing` is not `None`; kept allocated across re-prepares.
     smoothed: Vec<f64>,
     last_value: Option<f64>,
+    /// The raw and main lines decimated for the last window drawn ([`Line`] order), so a frame that
+    /// changes neither (a cursor move; a smoothing change, for the raw line) does not scan them again.
+    decimated: std::sync::Mutex<[Decimated; 2]>,
+}
+
+impl Clone for PreparedSeries {
+    fn clone(&self) -> Self {
+        PreparedSeries {
+            key: self.key,
+            label: self.label.clone(),
+            xs: self.xs.clone(),
+            raw: self.raw.clone(),
+            smoothed: self.smoothed.clone(),
+            last_value: self.last_value,
+            decimated: std::sync::Mutex::new(self.decimations().clone()),
+        }
+    }
 }
 
 impl PreparedSeries {
     pub fn new(series: &Series, key: PrepareKey) -> Self {
+        Self::from_points(&series.label, &series.points, key)
+    }
+
+    /// [`PreparedSeries::new`] from any points, e.g. the index's rows, without converting them first.
+    pub fn from_points<P: SeriesPoint>(label: &str, points: &[P], key: PrepareKey) -> Self {
         let mut p = PreparedSeries::default();
-        p.rebuild(series, key);
+        p.rebuild(label, points, key);
         p
     }
 
@@ -241,42 +398,65 @@ impl PreparedSeries {
     /// buffers are reused, so a re-prepare after an append does not fault in fresh memory.
     /// The label is always taken over (cheap, and it does not bump the version).
     pub fn refresh(&mut self, series: &Series, key: PrepareKey) -> bool {
+        self.refresh_points(&series.label, &series.points, key)
+    }
+
+    /// [`PreparedSeries::refresh`] from any points.
+    pub fn refresh_points<P: SeriesPoint>(
+        &mut self,
+        label: &str,
+        points: &[P],
+        key: PrepareKey,
+    ) -> bool {
         if self.key == Some(key) {
-            if self.label != series.label {
-                self.label.clone_from(&series.label);
+            if self.label != label {
+                self.label = label.to_string();
             }
             return false;
         }
-        self.rebuild(series, key);
+        self.rebuild(label, points, key);
         true
     }
 
-    fn rebuild(&mut self, series: &Series, key: PrepareKey) {
-        self.key = Some(key);
-        self.label.clone_from(&series.label);
+    fn rebuild<P: SeriesPoint>(&mut self, label: &str, points: &[P], key: PrepareKey) {
+        let old = self.key.replace(key);
+        if self.label != label {
+            self.label = label.to_string();
+        }
+        let same_data = old.is_some_and(|o| {
+            o.version == key.version && o.x_mode == key.x_mode && o.log_y == key.log_y
+        });
+        if same_data && !key.log_y {
+            // Only the smoothing changed: x and the raw values stand, and so does the raw line's
+            // decimation. (Under log-y the raw values are log10 already, and smoothing runs before it.)
+            self.smooth(key);
+            self.decimations()[Line::Main as usize] = Decimated::default();
+            return;
+        }
+        *self.decimations() = Default::default();
         let t0 = match key.x_mode {
-            XMode::Relative => series
-                .points
+            XMode::Relative => points
                 .iter()
-                .find_map(|p| p.time.filter(|t| t.is_finite()))
+                .find_map(|p| p.time().filter(|t| t.is_finite()))
                 .unwrap_or(0.0),
             _ => 0.0,
         };
         let (xs, raw) = (&mut self.xs, &mut self.raw);
         xs.clear();
         raw.clear();
-        xs.reserve(series.points.len());
-        raw.reserve(series.points.len());
-        for p in &series.points {
+        xs.reserve(points.len());
+        raw.reserve(points.len());
+        for p in points {
             let Some(x) = key.x_mode.x_of(p, t0) else {
                 continue;
             };
+            let value = p.value();
             // Log scale cannot place zero or negatives (-inf included); NaN/+inf stay as gaps.
-            if key.log_y && p.value <= 0.0 {
+            if key.log_y && value <= 0.0 {
                 continue;
             }
             xs.push(x);
-            raw.push(p.value);
+            raw.push(value);
         }
         if !xs.is_sorted() {
             // Stable, so points logged at the same x keep their order.
@@ -287,15 +467,63 @@ impl PreparedSeries {
         }
         self.last_value = raw.iter().rev().copied().find(|v| v.is_finite());
         // Smooth in linear space (as TensorBoard does), before any log transform or decimation.
-        match key.smoothing {
-            Smoothing::None => self.smoothed.clear(),
-            Smoothing::Ema(w) => smooth_ema_into(raw, w, &mut self.smoothed),
-            Smoothing::Twema(w) => smooth_twema_into(xs, raw, w, &mut self.smoothed),
-        }
+        self.smooth(key);
         if key.log_y {
-            raw.iter_mut().for_each(|v| *v = v.log10());
+            self.raw.iter_mut().for_each(|v| *v = v.log10());
             self.smoothed.iter_mut().for_each(|v| *v = v.log10());
         }
+    }
+
+    /// `smoothed` from `raw` (linear values). A long series is smoothed on every core.
+    fn smooth(&mut self, key: PrepareKey) {
+        match key.smoothing {
+            Smoothing::None => self.smoothed.clear(),
+            Smoothing::Ema(w) => {
+                let threads = if self.raw.len() >= 2 * EMA_MIN_CHUNK {
+                    crate::util::cores()
+                } else {
+                    1
+                };
+                smooth_ema_threads(&self.raw, w, &mut self.smoothed, threads);
+            }
+            Smoothing::Twema(w) => smooth_twema_into(&self.xs, &self.raw, w, &mut self.smoothed),
+        }
+    }
+
+    fn decimations(&self) -> std::sync::MutexGuard<'_, [Decimated; 2]> {
+        self.decimated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `line` decimated over the window `[lo, hi]` drawn `columns` dots wide (see
+    /// [`super::decimate::decimate_into`]), handed to `f`. Kept until the window, the width or the line
+    /// changes, so only the first frame for a window scans the points.
+    pub fn decimated<R>(
+        &self,
+        line: Line,
+        lo: f64,
+        hi: f64,
+        columns: usize,
+        f: impl FnOnce(&[[f64; 2]]) -> R,
+    ) -> R {
+        let mut cache = self.decimations();
+        let d = &mut cache[line as usize];
+        let window = Some((lo.to_bits(), hi.to_bits(), columns));
+        if d.window != window {
+            let ys = match line {
+                Line::Raw => &self.raw,
+                Line::Main => self.main(),
+            };
+            super::decimate::decimate_into(&self.xs, ys, lo, hi, columns, &mut d.points);
+            d.window = window;
+        }
+        f(&d.points)
+    }
+
+    /// Whether [`PreparedSeries::decimated`] has `line` for this window already.
+    pub fn has_decimated(&self, line: Line, lo: f64, hi: f64, columns: usize) -> bool {
+        self.decimations()[line as usize].window == Some((lo.to_bits(), hi.to_bits(), columns))
     }
 
     /// The key this was built with (the default key if never built).
@@ -509,6 +737,99 @@ mod tests {
         assert_eq!(p.last_value(), Some(100.0));
         let (raw, smooth) = p.values_at(1);
         assert!((raw - 100.0).abs() < 1e-9 && (smooth - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn threaded_ema_matches_the_sequential_pass() {
+        let mut r = 11u64;
+        let n = 4 * EMA_MIN_CHUNK + 123;
+        let mut v: Vec<f64> = (0..n)
+            .map(|i| {
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (-(i as f64) / 1e5).exp() + ((r >> 33) as f64 / (1u64 << 31) as f64 - 0.5)
+            })
+            .collect();
+        // Gaps, one of them long and right before a chunk boundary.
+        v[5] = f64::NAN;
+        for x in &mut v[EMA_MIN_CHUNK - 9000..EMA_MIN_CHUNK + 3] {
+            *x = f64::NAN;
+        }
+        v[2 * EMA_MIN_CHUNK] = f64::INFINITY;
+        for w in [0.0, 0.6, 0.99, 0.9995, 1.0] {
+            let seq = smooth_ema(&v, w);
+            for threads in [2, 3, 4] {
+                let mut par = vec![7.0; 10];
+                smooth_ema_threads(&v, w, &mut par, threads);
+                assert_eq!(par.len(), seq.len());
+                for (i, (a, b)) in seq.iter().zip(&par).enumerate() {
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a - b).abs() <= 1e-14 * a.abs().max(1.0),
+                        "w {w}, {threads} threads, point {i}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+        let flat = vec![0.25; n];
+        let mut out = Vec::new();
+        smooth_ema_threads(&flat, 0.6, &mut out, 4);
+        assert_eq!(out, flat);
+    }
+
+    #[test]
+    fn smoothing_change_keeps_data_and_matches_a_full_prepare() {
+        let s = Series {
+            label: "a".into(),
+            points: (0..500)
+                .map(|i| pt(f64::from(i), None, f64::from(i % 7) + 0.5))
+                .collect(),
+        };
+        let key = |w| PrepareKey {
+            smoothing: Smoothing::Ema(w),
+            ..PrepareKey::default()
+        };
+        let mut p = PreparedSeries::new(&s, key(0.6));
+        let raw_line = p.decimated(Line::Raw, 0.0, 499.0, 40, <[_]>::to_vec);
+        let main_06 = p.decimated(Line::Main, 0.0, 499.0, 40, <[_]>::to_vec);
+        assert!(p.refresh(&s, key(0.9)));
+        let fresh = PreparedSeries::new(&s, key(0.9));
+        assert_eq!(p.xs(), fresh.xs());
+        assert_eq!(p.raw(), fresh.raw());
+        assert_eq!(p.main(), fresh.main());
+        // The raw line's decimation is kept, the main line's is redone for the new smoothing.
+        assert!(p.has_decimated(Line::Raw, 0.0, 499.0, 40));
+        assert!(!p.has_decimated(Line::Main, 0.0, 499.0, 40));
+        assert_eq!(
+            p.decimated(Line::Raw, 0.0, 499.0, 40, <[_]>::to_vec),
+            raw_line
+        );
+        let main_09 = p.decimated(Line::Main, 0.0, 499.0, 40, <[_]>::to_vec);
+        assert_ne!(main_09, main_06);
+        assert_eq!(
+            main_09,
+            fresh.decimated(Line::Main, 0.0, 499.0, 40, <[_]>::to_vec)
+        );
+        // A different window decimates again; so does new data.
+        assert!(!p.has_decimated(Line::Main, 0.0, 250.0, 40));
+        assert!(p.refresh(
+            &s,
+            PrepareKey {
+                version: 1,
+                ..key(0.9)
+            }
+        ));
+        assert!(!p.has_decimated(Line::Raw, 0.0, 499.0, 40));
+        // Smoothing off: the main line is the raw one.
+        assert!(p.refresh(
+            &s,
+            PrepareKey {
+                version: 1,
+                smoothing: Smoothing::None,
+                ..key(0.0)
+            }
+        ));
+        assert_eq!(p.main(), p.raw());
     }
 
     #[test]

@@ -3,16 +3,16 @@
 //! [`PreparedSeries`], which the app caches.
 
 use super::braille::BrailleGrid;
-use super::decimate::{decimate_into, inside, is_break};
+use super::decimate::{cull, inside, is_break};
 use super::range::{
     RangeMode, data_bounds, finite_min_max, format_duration, format_tick, format_value, log_ticks,
     nice_domain, nice_log_domain, nice_step, padded, ticks, time_step,
 };
-use super::series::{PreparedSeries, XMode};
+use super::series::{Line, PreparedSeries, XMode};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::Widget;
 
 /// Percentiles are taken over an even stride of at most this many values: exact enough for a 5 %/95 %
@@ -398,22 +398,30 @@ impl Widget for &CurveChart<'_> {
             sx: (dw - 1) as f64 / (xhi - xlo),
             sy: (dh - 1) as f64 / (yhi - ylo),
         };
-        // Decimated at the plot's own dot width, so each bucket is exactly one drawn column.
-        let mut styles = Vec::with_capacity(self.series.len() * 2);
-        let mut pts = Vec::with_capacity(dw * 2 + 8);
+        // Decimated at the plot's own dot width, so each bucket is exactly one drawn column. Each
+        // series keeps its decimations for the window, and the missing ones are made up front, the big
+        // ones in parallel.
+        let mut lines: Vec<(usize, Line)> = Vec::with_capacity(self.series.len() * 2);
         if self.show_raw {
-            for (i, s) in self.series.iter().enumerate() {
-                if s.is_smoothed() {
-                    styles.push(self.styles.series_style(i).patch(self.styles.raw));
-                    decimate_into(s.xs(), s.raw(), xlo, xhi, dw, &mut pts);
-                    draw_polyline(&mut grid, &pts, &map, 0, (styles.len() - 1) as u16);
-                }
-            }
+            lines.extend(
+                (0..self.series.len())
+                    .filter(|&i| self.series[i].is_smoothed())
+                    .map(|i| (i, Line::Raw)),
+            );
         }
-        for (i, s) in self.series.iter().enumerate() {
-            styles.push(self.styles.series_style(i));
-            decimate_into(s.xs(), s.main(), xlo, xhi, dw, &mut pts);
-            draw_polyline(&mut grid, &pts, &map, 1, (styles.len() - 1) as u16);
+        lines.extend((0..self.series.len()).map(|i| (i, Line::Main)));
+        self.decimate_all(&lines, xlo, xhi, dw);
+        let mut styles = Vec::with_capacity(lines.len());
+        for &(i, line) in &lines {
+            let (style, layer) = match line {
+                Line::Raw => (self.styles.series_style(i).patch(self.styles.raw), 0),
+                Line::Main => (self.styles.series_style(i), 1),
+            };
+            styles.push(style);
+            let style = (styles.len() - 1) as u16;
+            self.series[i].decimated(line, xlo, xhi, dw, |pts| {
+                draw_polyline(&mut grid, pts, &map, layer, style);
+            });
         }
         grid.render(plot, buf, &styles);
 
@@ -452,7 +460,37 @@ impl Widget for CurveChart<'_> {
     }
 }
 
+/// Lines with at least this many points in the window are decimated on a thread of their own when
+/// more than one needs it.
+const PARALLEL_DECIMATE: usize = 100_000;
+
 impl CurveChart<'_> {
+    /// Fills the series' decimation caches for `lines` over `[xlo, xhi]` at `dw` columns: the big
+    /// missing ones each on a thread (scanning a million points is milliseconds), the rest here.
+    fn decimate_all(&self, lines: &[(usize, Line)], xlo: f64, xhi: f64, dw: usize) {
+        let missing: Vec<(&PreparedSeries, Line)> = lines
+            .iter()
+            .map(|&(i, line)| (self.series[i], line))
+            .filter(|(s, line)| !s.has_decimated(*line, xlo, xhi, dw))
+            .collect();
+        let big = |s: &PreparedSeries| cull(s.xs(), xlo, xhi).len() >= PARALLEL_DECIMATE;
+        let (par, here): (Vec<_>, Vec<_>) = missing.into_iter().partition(|(s, _)| big(s));
+        if par.len() > 1 && crate::util::cores() > 1 {
+            std::thread::scope(|scope| {
+                for (s, line) in par {
+                    scope.spawn(move || s.decimated(line, xlo, xhi, dw, |_| ()));
+                }
+                for (s, line) in here {
+                    s.decimated(line, xlo, xhi, dw, |_| ());
+                }
+            });
+        } else {
+            for (s, line) in par.into_iter().chain(here) {
+                s.decimated(line, xlo, xhi, dw, |_| ());
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn render_axes(
         &self,
@@ -589,7 +627,7 @@ impl CurveChart<'_> {
                 text,
             ));
         }
-        buf.set_line(row.x, row.y, &Line::from(spans), row.width);
+        buf.set_line(row.x, row.y, &TextLine::from(spans), row.width);
     }
 }
 
