@@ -7,6 +7,9 @@
 //! that a failure. Jobs get unique names (`sortie-lt-<pid>-<test>`) and are cancelled at the end,
 //! so the tests run in parallel, beside other users of the cluster.
 
+mod common;
+
+use common::{cluster, required};
 use serde_json::Value;
 use sortie::slurm::poller::{Poller, PollerConfig};
 use sortie::slurm::{
@@ -20,28 +23,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sortie");
 const ENV_FILE: &str = "/tmp/sortie-slurm/env";
-
-fn required() -> bool {
-    std::env::var("SORTIE_REQUIRE_SLURM").is_ok_and(|v| v == "1")
-}
-
-/// Whether a cluster answers; without one, skip (or fail when it is required).
-fn cluster() -> bool {
-    let why = match Command::new("sinfo").args(["-h", "-o", "%P"]).output() {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!(
-            "sinfo failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => format!("sinfo: {e}"),
-    };
-    assert!(
-        !required(),
-        "SORTIE_REQUIRE_SLURM=1 but no Slurm cluster answers: {why}"
-    );
-    println!("skipping: no Slurm cluster (set SORTIE_REQUIRE_SLURM=1 to require it)");
-    false
-}
 
 fn name(test: &str) -> String {
     format!("sortie-lt-{}-{test}", std::process::id())

@@ -72,9 +72,11 @@ struct Slot {
     /// The current attempt was never submitted (its intent is in the log, no job exists): submit it
     /// again under the same number.
     resubmit: bool,
-    /// Cancelled by the engine because a step it needs failed where Slurm saw a success (exit 0
-    /// without its outputs): it ends like a failed dependency, not like a cancel.
+    /// Cancelled by the engine because a job it waits on (afterok) failed: it ends like a failed
+    /// dependency (resubmitted after the parent's retry, or blocked), not like a cancel.
     dep_cancel: bool,
+    /// The jobs the current Slurm attempt waits on (`--dependency=afterok:...`).
+    after: Vec<String>,
 }
 
 struct Engine {
@@ -267,6 +269,7 @@ impl Engine {
                 request: SlurmRequest::default(),
                 resubmit: false,
                 dep_cancel: false,
+                after: Vec::new(),
             });
         }
         let log = EventWriter::open(&run.events())
@@ -676,7 +679,21 @@ impl Engine {
                 .map(|v| v.as_slice())
                 .unwrap_or(&[])
                 .iter()
-                .filter_map(|&j| self.slots[j].result_dir.clone())
+                .filter_map(|&j| {
+                    let sj = &self.slots[j];
+                    // A Slurm parent still running (the child waits on it with afterok) will leave
+                    // its result in its current attempt's dir.
+                    if sj.state == StepState::Running && sj.on_slurm {
+                        let name = &self.plan.instances[j].name;
+                        return Some(
+                            self.run
+                                .attempt_dir(name, sj.attempts)
+                                .to_string_lossy()
+                                .into_owned(),
+                        );
+                    }
+                    sj.result_dir.clone()
+                })
                 .map(serde_json::Value::String)
                 .collect();
             m.insert(g.clone(), serde_json::Value::Array(dirs));
@@ -979,7 +996,10 @@ impl Engine {
                 None,
                 None,
                 Some(format!(
-                    "Slurm cancelled it because a job it needs failed{on_job}"
+                    "a job it waits on did not succeed; its own{} never ran",
+                    job.as_deref()
+                        .map(|j| format!(" Slurm job {j}"))
+                        .unwrap_or_else(|| " job".into())
                 )),
                 false,
             ),
@@ -1045,23 +1065,14 @@ impl Engine {
             class,
         })?;
         let mut detail = reason.unwrap_or_else(|| format!("{elapsed:.1}s"));
-        if will_retry {
+        if will_retry && matches!(f.outcome, Outcome::DependencyFailed) {
+            detail.push_str("; submitted again when what it needs is");
+        } else if will_retry {
             detail.push_str(", will retry");
         }
         self.progress.step(state, &inst.name, &detail);
-        // Slurm's afterok saw a success (exit 0) that the engine refused (outputs missing): the
-        // dependents it already let start must not run on this result.
-        if self.slots[i].on_slurm && state == StepState::Failed && exit_code == Some(0) {
-            for j in 0..self.slots.len() {
-                if self.slots[j].on_slurm
-                    && self.plan.instances[j].needs.contains(&inst.group)
-                    && let Some(a) = self.slots[j].running
-                {
-                    self.slots[j].cancel_requested = true;
-                    self.slots[j].dep_cancel = true;
-                    self.cancel_attempt(j, a);
-                }
-            }
+        if self.slots[i].on_slurm && state != StepState::Succeeded {
+            self.release_dependents(&inst.group, job.as_deref(), exit_code == Some(0));
         }
         if state == StepState::Failed && !will_retry && self.fail_fast && !self.tripped {
             self.tripped = true;
@@ -1073,6 +1084,27 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A Slurm attempt that did not succeed: the jobs waiting on it with afterok will never run
+    /// (Slurm kills them, `--kill-on-invalid-dep`), so they are cancelled and settled now rather
+    /// than at the next poll. When Slurm saw a success the engine refused (exit 0 without the
+    /// outputs), every dependent it already let start is stopped too.
+    fn release_dependents(&mut self, group: &str, job: Option<&str>, slurm_saw_success: bool) {
+        for j in 0..self.slots.len() {
+            let sj = &self.slots[j];
+            let waits = job.is_some_and(|id| sj.after.iter().any(|a| a == id));
+            let started_on_it =
+                slurm_saw_success && self.plan.instances[j].needs.iter().any(|g| g == group);
+            if !sj.on_slurm || sj.cancel_requested || !(waits || started_on_it) {
+                continue;
+            }
+            if let Some(a) = sj.running {
+                self.slots[j].cancel_requested = true;
+                self.slots[j].dep_cancel = true;
+                self.cancel_attempt(j, a);
+            }
+        }
     }
 
     fn finished(&self) -> bool {

@@ -491,3 +491,26 @@ pub fn wait_dead(pids: &[u32], limit: Duration) -> Result<(), Vec<u32>> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `SORTIE_REQUIRE_SLURM=1`: every cluster test must run, not skip (CI sets it).
+pub fn required() -> bool {
+    std::env::var("SORTIE_REQUIRE_SLURM").is_ok_and(|v| v == "1")
+}
+
+/// Whether a Slurm cluster answers; without one, skip (or fail when it is required).
+pub fn cluster() -> bool {
+    let why = match Command::new("sinfo").args(["-h", "-o", "%P"]).output() {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!(
+            "sinfo failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("sinfo: {e}"),
+    };
+    assert!(
+        !required(),
+        "SORTIE_REQUIRE_SLURM=1 but no Slurm cluster answers: {why}"
+    );
+    println!("skipping: no Slurm cluster (set SORTIE_REQUIRE_SLURM=1 to require it)");
+    false
+}

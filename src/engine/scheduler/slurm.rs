@@ -256,9 +256,6 @@ impl Engine {
         for part in singles {
             self.submit_single(part).await?;
         }
-        if let Some(sl) = &self.slurm {
-            sl.poke();
-        }
         Ok(())
     }
 
@@ -483,6 +480,7 @@ impl Engine {
                     let slot = &mut self.slots[part.i];
                     slot.job_id = Some(job.clone());
                     slot.resubmit = false;
+                    slot.after = part.deps.clone();
                     self.mark_running(part.i, part.spec.attempt);
                     sl.track(
                         &step,

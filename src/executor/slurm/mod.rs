@@ -40,6 +40,8 @@ struct Tracked {
     missing_since: Option<Instant>,
     /// Since when it has been pending with `DependencyNeverSatisfied`.
     never_since: Option<Instant>,
+    /// A sentinel that needs Slurm's word (a kill) asked for a poll.
+    poked: bool,
     done: UnboundedSender<Finished>,
 }
 
@@ -112,9 +114,9 @@ impl SlurmExecutor {
 
     /// `sbatch --parsable ARGS SCRIPT`; blocking, so call it from a blocking thread.
     pub fn submit(&self, script: &Path, args: &[String]) -> Result<String, SlurmError> {
-        let id = self.backend.submit(script, args)?;
-        self.poller.poke();
-        Ok(id)
+        // No poke: a new job's end is read from its sentinel, and polling at once would spend the
+        // budget when nothing can have happened yet.
+        self.backend.submit(script, args)
     }
 
     /// Follows an attempt until it ends; its end is sent on `done`.
@@ -137,6 +139,7 @@ impl SlurmExecutor {
                 cancel_confirmed: false,
                 missing_since: None,
                 never_since: None,
+                poked: false,
                 done,
             },
         );
@@ -216,11 +219,6 @@ impl SlurmExecutor {
             ..HistoryQuery::default()
         })?;
         Ok(past.iter().filter(|j| j.name == name).find_map(base))
-    }
-
-    /// Polls soon (after a batch of submissions).
-    pub fn poke(&self) {
-        self.poller.poke();
     }
 }
 
@@ -316,12 +314,18 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
                         }
                     }
                 }
-                Err(e) => {
+                // A controller that does not answer gets the cancel again on the next round.
+                Err(e) if e.is_transient() => {
                     st.notices
                         .push(format!("scancel {}: {e}", cancels.join(" ")));
-                    // A controller that does not answer gets the cancel again on the next round.
-                    if e.is_transient() {
-                        st.cancels.extend(cancels);
+                    st.cancels.extend(cancels);
+                }
+                // Slurm refused because a job has already ended (or is gone): it is not running.
+                Err(_) => {
+                    for t in st.tracked.values_mut() {
+                        if cancels.contains(&t.job_id) {
+                            t.cancel_confirmed = true;
+                        }
                     }
                 }
             }
@@ -403,6 +407,11 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
                     snap.stale,
                     snap.error
                 );
+            }
+            // The step was killed: Slurm knows why (OOM, time limit, preemption); ask it soon.
+            if sentinel.is_some() && !verdict::self_explaining(&sentinel) && !t.poked {
+                t.poked = true;
+                poller.poke();
             }
             let obs = Observation {
                 job_id: &t.job_id,

@@ -47,9 +47,16 @@ fn from_sentinel(o: Outcome) -> Outcome {
     }
 }
 
+/// A sentinel that says all there is to say: the step's shell exited on its own with a code that no
+/// signal produced. Only codes from 128 up (killed: OOM, time limit, preemption, cancel) need
+/// Slurm's word on why.
+pub fn self_explaining(o: &Option<Outcome>) -> bool {
+    matches!(o, Some(Outcome::Exited(c)) if (0..128).contains(c))
+}
+
 pub fn decide(o: &Observation<'_>) -> Verdict {
-    if o.sentinel == Some(Outcome::Exited(0)) {
-        return Verdict::Done(Outcome::Exited(0));
+    if self_explaining(&o.sentinel) {
+        return Verdict::Done(o.sentinel.clone().expect("checked"));
     }
     match o.seen {
         // Cancelled by sortie: the batch shell's sentinel, or a pending job that scancel removed,
@@ -156,6 +163,19 @@ mod tests {
         assert_eq!(
             decide(&obs(Some(Outcome::Signaled(15)), Seen::Active(&running))),
             Verdict::Wait
+        );
+        assert_eq!(
+            decide(&obs(Some(Outcome::Exited(137)), Seen::Active(&running))),
+            Verdict::Wait
+        );
+        // An ordinary exit code needs no word from Slurm.
+        assert_eq!(
+            decide(&obs(Some(Outcome::Exited(4)), Seen::Active(&running))),
+            Verdict::Done(Outcome::Exited(4))
+        );
+        assert_eq!(
+            decide(&obs(Some(Outcome::Exited(4)), Seen::Unknown)),
+            Verdict::Done(Outcome::Exited(4))
         );
         let timeout = job(JobState::Timeout, None);
         assert_eq!(
