@@ -1509,3 +1509,107 @@ run = "cat x.txt > y{{k}}.txt"
         assert_eq!(c["state"], "COMPLETED", "{c}");
     }
 }
+
+/// `[slurm] max_queued = 1`: three independent steps never have more than one job in Slurm at a
+/// time — each is submitted only after the previous one's job ended.
+#[test]
+fn max_queued_caps_the_jobs_in_slurm() {
+    if !cluster() {
+        return;
+    }
+    let _lock = shared();
+    let sp = SlurmProject::new(
+        r#"[pipeline]
+name = "capped"
+
+[slurm]
+max_queued = 1
+
+[defaults]
+resources = { cpus = 1, mem = "64M", time = "2m" }
+slurm = { array = false }
+
+[[step]]
+name = "s"
+matrix = { k = [1, 2, 3] }
+run = "sleep 1; echo {{k}} > s{{k}}.txt"
+"#,
+    );
+    sp.run(&[]).expect_code(0);
+    let run = sp.only_run();
+    // In log order: each submission comes after the end of every earlier one.
+    let mut in_flight = 0;
+    let mut most = 0;
+    for e in sp.events(&run) {
+        match e["type"].as_str() {
+            Some("job_submitted") => {
+                in_flight += 1;
+                most = most.max(in_flight);
+            }
+            Some("attempt_ended") => in_flight -= 1,
+            _ => {}
+        }
+    }
+    assert_eq!(most, 1, "more than one job in Slurm at once");
+    assert_eq!(sp.events_of(&run, "job_submitted").len(), 3);
+    for k in 1..=3 {
+        assert!(sp.p.path(&format!("s{k}.txt")).exists());
+    }
+}
+
+/// `sortie rerun RUN a --downstream` on a finished Slurm run: a new engine resubmits `a`, `b` and
+/// `c` (new attempts, new jobs), and the run ends succeeded.
+#[test]
+fn rerun_with_downstream_resubmits_every_step_below() {
+    if !cluster() {
+        return;
+    }
+    let _lock = shared();
+    let sp = SlurmProject::new(&chain_pipeline("again", 1));
+    sp.run(&[]).expect_code(0);
+    let run = sp.only_run();
+    let first = sp.status(&run);
+    let out = sp.sortie(
+        &["rerun", &run, "a", "--downstream"],
+        &[],
+        Duration::from_secs(60),
+    );
+    out.ok();
+    let st = wait_for(
+        "the re-run to finish",
+        RUN_LIMIT,
+        Duration::from_secs(1),
+        || {
+            let st = sp.status(&run);
+            let rerun = ["a", "b", "c"]
+                .iter()
+                .all(|n| step_of(&st, n)["attempts"] == 2);
+            let over = st["state"] == "failed" || st["state"] == "cancelled";
+            ((rerun && st["state"] == "succeeded") || over).then_some(st)
+        },
+    );
+    assert_eq!(st["state"], "succeeded", "{st}");
+    for name in ["a", "b", "c"] {
+        let s = step_of(&st, name);
+        assert_eq!(s["state"], "succeeded", "{s}");
+        assert_eq!(s["attempts"], 2, "{name} was not re-run: {s}");
+        assert_ne!(
+            s["job_id"],
+            step_of(&first, name)["job_id"],
+            "{name} kept its old job"
+        );
+    }
+    let a2 = step_of(&st, "a")["job_id"].as_str().unwrap().to_string();
+    let b_script = read(&attempt_dirs(&st, "b")[1].join("job.sh"));
+    let submitted: Vec<Value> = sp
+        .events_of(&run, "job_submitted")
+        .into_iter()
+        .filter(|e| e["attempt"] == 2)
+        .collect();
+    assert_eq!(submitted.len(), 3, "{submitted:?}");
+    assert!(b_script.contains("SORTIE_ATTEMPT=2"), "{b_script}");
+    let rows = sp.sacct_final(&run, 6, RUN_LIMIT);
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    assert!(rows.iter().all(|r| r.state == "COMPLETED"), "{rows:#?}");
+    assert!(rows.iter().any(|r| r.id == a2), "{rows:#?}");
+}
