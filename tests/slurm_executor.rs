@@ -4,7 +4,8 @@
 //! escalation after an OOM kill, a detached run that finishes on the cluster after every sortie
 //! process is killed (status reads the truth, resume records it), resume after the engine died
 //! between the intent and the job id (no duplicate submission), the controller stopped for 30 s
-//! mid-run, and the REST backend listing the same jobs of a run as the CLI one.
+//! mid-run, the REST backend listing the same jobs of a run as the CLI one, `max_queued`, and
+//! `rerun --downstream` resubmitting through Slurm.
 //!
 //! Without a cluster each test prints `skipping: ...` and passes; `SORTIE_REQUIRE_SLURM=1` makes that
 //! a failure. Each test is a project in a temporary directory; a run's jobs are named
