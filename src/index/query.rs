@@ -8,6 +8,18 @@ use super::rows::{
 use super::{Index, retry_busy};
 use rusqlite::{OptionalExtension, Params, Row};
 
+/// Points of a series stored after a given point: see [`Index::metric_points_since`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointsTail {
+    /// The attempt read (the latest, unless one was asked for).
+    pub attempt: u32,
+    /// The series' row id: a series forgotten and read again gets a new one.
+    pub series: i64,
+    pub points: Vec<Point>,
+    /// The id of the last point read, or the `after` given when there was none: pass it next time.
+    pub last_id: Option<i64>,
+}
+
 /// How many candidates an ambiguous prefix lists.
 const MAX_CANDIDATES: usize = 10;
 
@@ -196,6 +208,23 @@ impl Index {
         attempt: Option<u32>,
         key: &str,
     ) -> Result<Vec<Point>> {
+        Ok(self
+            .metric_points_since(run, step, attempt, key, None)?
+            .map(|t| t.points)
+            .unwrap_or_default())
+    }
+
+    /// Like [`Index::metric_points`], but only the points stored after the point `after` (a
+    /// [`PointsTail::last_id`] from an earlier call; `None` for all), so that a growing series is read
+    /// a little at a time. `None` when the step has no attempt or the attempt no such series.
+    pub fn metric_points_since(
+        &self,
+        run: &str,
+        step: &str,
+        attempt: Option<u32>,
+        key: &str,
+        after: Option<i64>,
+    ) -> Result<Option<PointsTail>> {
         let attempt = match attempt {
             Some(a) => a,
             None => {
@@ -207,7 +236,7 @@ impl Index {
                 )?;
                 match latest.flatten() {
                     Some(a) => a,
-                    None => return Ok(Vec::new()),
+                    None => return Ok(None),
                 }
             }
         };
@@ -219,23 +248,34 @@ impl Index {
             |r| r.get::<_, i64>(0),
         )?;
         let Some(series) = series else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        self.rows(
+        let from = after.map_or(i64::MIN, |a| a.saturating_add(1));
+        let rows = self.rows(
             "reading metric points",
-            "SELECT p.x, p.epoch, p.time, p.value FROM point_ranges r \
-             JOIN points p ON p.id BETWEEN r.lo AND r.hi \
-             WHERE r.series = ?1 ORDER BY r.lo, p.id",
-            [series],
+            "SELECT p.id, p.x, p.epoch, p.time, p.value FROM point_ranges r \
+             JOIN points p ON p.id BETWEEN max(r.lo, ?2) AND r.hi \
+             WHERE r.series = ?1 AND r.hi >= ?2 ORDER BY r.lo, p.id",
+            rusqlite::params![series, from],
             |r| {
-                Ok(Point {
-                    x: r.get(0)?,
-                    epoch: r.get(1)?,
-                    time: r.get(2)?,
-                    value: nan_if_null(r.get(3)?),
-                })
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Point {
+                        x: r.get(1)?,
+                        epoch: r.get(2)?,
+                        time: r.get(3)?,
+                        value: nan_if_null(r.get(4)?),
+                    },
+                ))
             },
-        )
+        )?;
+        let last_id = rows.last().map(|(id, _)| *id).or(after);
+        Ok(Some(PointsTail {
+            attempt,
+            series,
+            points: rows.into_iter().map(|(_, p)| p).collect(),
+            last_id,
+        }))
     }
 
     /// Every metric key recorded for a run (of one step if given), sorted.
@@ -389,6 +429,73 @@ mod tests {
             ix.metric_points("r3", "eval", None, "loss")
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn metric_points_since_reads_only_the_new_points() {
+        let fx = Fixture::new();
+        let mut ix = fx.index(Journal::Wal);
+        let run = fx.new_run("r1", 1.0, &["train"]);
+        let metrics = start_attempt(&run, 2.0, "train", 1).join(crate::runlog::paths::METRICS_FILE);
+        append(
+            &metrics,
+            b"{\"step\": 0, \"loss\": 3.0}\n{\"step\": 1, \"loss\": 2.0}\n",
+        );
+        ix.sync_all(&fx.project).unwrap();
+        let all = ix
+            .metric_points_since("r1", "train", None, "loss", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.attempt, 1);
+        assert_eq!(
+            all.points
+                .iter()
+                .map(|p| (p.x, p.value))
+                .collect::<Vec<_>>(),
+            [(0.0, 3.0), (1.0, 2.0)]
+        );
+        assert!(all.last_id.is_some());
+        // Nothing new: no points, the same place to go on from.
+        let none = ix
+            .metric_points_since("r1", "train", None, "loss", all.last_id)
+            .unwrap()
+            .unwrap();
+        assert!(none.points.is_empty());
+        assert_eq!((none.last_id, none.series), (all.last_id, all.series));
+        // Two more lines (a second key in between): exactly those two points.
+        append(
+            &metrics,
+            b"{\"step\": 2, \"loss\": 1.5, \"acc\": 0.5}\n{\"step\": 3, \"loss\": 1.0}\n",
+        );
+        ix.sync_run(&run).unwrap();
+        let more = ix
+            .metric_points_since("r1", "train", None, "loss", all.last_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            more.points
+                .iter()
+                .map(|p| (p.x, p.value))
+                .collect::<Vec<_>>(),
+            [(2.0, 1.5), (3.0, 1.0)]
+        );
+        let mut joined = all.points.clone();
+        joined.extend(more.points.iter().copied());
+        assert_eq!(
+            joined,
+            ix.metric_points("r1", "train", None, "loss").unwrap()
+        );
+        assert!(more.last_id > all.last_id);
+        assert!(
+            ix.metric_points_since("r1", "train", None, "nope", None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            ix.metric_points_since("r1", "eval", None, "loss", None)
+                .unwrap()
+                .is_none()
         );
     }
 }

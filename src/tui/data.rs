@@ -62,8 +62,17 @@ pub struct LogTail {
     pub truncated: bool,
 }
 
-/// Series already read, by (run, step, metric), with the point count they were read at.
-type SeriesCache = HashMap<(String, String, String), (u64, Arc<Vec<Point>>)>;
+/// A series already read: the point count it was read at, where to go on reading, and the points.
+struct CachedSeries {
+    count: u64,
+    attempt: u32,
+    series: i64,
+    last_id: Option<i64>,
+    points: Arc<Vec<Point>>,
+}
+
+/// Series already read, by (run, step, metric).
+type SeriesCache = HashMap<(String, String, String), CachedSeries>;
 
 /// Messages from the data thread.
 #[derive(Debug)]
@@ -428,13 +437,29 @@ fn add_series(
     }
     for s in latest {
         let key = (run.to_string(), s.step.clone(), m.to_string());
-        let points = match cache.get(&key) {
-            Some((count, pts)) if *count == s.count => pts.clone(),
-            _ => {
-                let pts = Arc::new(ix.metric_points(run, &s.step, None, m).unwrap_or_default());
-                cache.insert(key, (s.count, pts.clone()));
-                pts
+        let points = match cache.get_mut(&key) {
+            Some(c) if c.count == s.count => c.points.clone(),
+            // A live series grew: read only the new points and append them.
+            Some(c) if c.count < s.count => {
+                match ix.metric_points_since(run, &s.step, None, m, c.last_id) {
+                    Ok(Some(tail))
+                        if tail.attempt == c.attempt
+                            && tail.series == c.series
+                            && c.points.len() + tail.points.len() == s.count as usize =>
+                    {
+                        let mut pts = Vec::with_capacity(s.count as usize);
+                        pts.extend_from_slice(&c.points);
+                        pts.extend(tail.points);
+                        c.points = Arc::new(pts);
+                        c.count = s.count;
+                        c.last_id = tail.last_id;
+                        c.points.clone()
+                    }
+                    // Anything else (another attempt, points forgotten): read it all again.
+                    _ => read_series(ix, run, &s.step, m, s.count, &key, cache),
+                }
             }
+            _ => read_series(ix, run, &s.step, m, s.count, &key, cache),
         };
         out.push(SeriesData {
             run: run.to_string(),
@@ -447,6 +472,38 @@ fn add_series(
             points,
         });
     }
+}
+
+/// Reads a whole series into the cache.
+fn read_series(
+    ix: &mut Index,
+    run: &str,
+    step: &str,
+    m: &str,
+    count: u64,
+    key: &(String, String, String),
+    cache: &mut SeriesCache,
+) -> Arc<Vec<Point>> {
+    let tail = ix
+        .metric_points_since(run, step, None, m, None)
+        .ok()
+        .flatten();
+    let (attempt, series, last_id, pts) = match tail {
+        Some(t) => (t.attempt, t.series, t.last_id, t.points),
+        None => (0, -1, None, Vec::new()),
+    };
+    let points = Arc::new(pts);
+    cache.insert(
+        key.clone(),
+        CachedSeries {
+            count,
+            attempt,
+            series,
+            last_id,
+            points: points.clone(),
+        },
+    );
+    points
 }
 
 /// Reads the tail of the watched step's log when the file changed since the last read.
