@@ -152,6 +152,29 @@ impl Ui {
         });
     }
 
+    /// The texts on screen that change with the clock alone (running durations, the age of the
+    /// jobs data): a clock tick redraws only when one of them did.
+    pub fn clock_signature(&self) -> String {
+        let now = crate::util::now();
+        let mut sig = String::new();
+        for r in self.app.snapshot.runs.iter().filter(|r| r.ended.is_none()) {
+            sig.push_str(&view::running_for(now - r.created));
+            sig.push('|');
+        }
+        for st in &self.app.snapshot.steps {
+            if st.state == crate::runlog::StepState::Running
+                && let (Some(b), None) = (st.started, st.ended)
+            {
+                sig.push_str(&view::running_for(now - b));
+                sig.push('|');
+            }
+        }
+        if let Some(a) = self.app.jobs.as_ref().and_then(|j| j.age()) {
+            sig.push_str(&view::age_text(a.as_secs()));
+        }
+        sig
+    }
+
     fn stale(&self) -> bool {
         self.app
             .data_at
@@ -317,10 +340,12 @@ fn event_loop(
     let mut next_tick = Instant::now() + TICK;
     let mut last_snapshot: Option<Instant> = None;
     let mut waited_for_data = false;
+    let mut drawn_clock = String::new();
     loop {
         if dirty {
             terminal.draw(|f| ui.draw(f))?;
             dirty = false;
+            drawn_clock = ui.clock_signature();
             last_draw = Instant::now();
             next_tick = last_draw + TICK;
             waited_for_data = false;
@@ -352,7 +377,10 @@ fn event_loop(
                     let a = t.elapsed().as_secs();
                     (6..8).contains(&a)
                 });
-                let tick = running && last_draw.elapsed() >= TICK;
+                // Only when a text that follows the clock would read differently.
+                let tick = (running || ui.app.jobs.is_some())
+                    && last_draw.elapsed() >= TICK
+                    && ui.clock_signature() != drawn_clock;
                 let now = Instant::now();
                 // While a run is live the data thread sends a snapshot every poll, and that one redraws
                 // anyway: when it is due within a moment, wait for it instead of drawing twice.

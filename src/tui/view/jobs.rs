@@ -85,9 +85,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx, block: Bloc
         .age()
         .map(|a| {
             if snap.stale {
-                format!("stale {}s", a.as_secs())
+                format!("stale {}", super::age_text(a.as_secs()))
             } else {
-                format!("{}s ago", a.as_secs())
+                format!("{} ago", super::age_text(a.as_secs()))
             }
         })
         .unwrap_or_else(|| "not read yet".into());

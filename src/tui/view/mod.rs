@@ -32,6 +32,31 @@ impl ViewCtx<'_> {
 }
 
 /// Wide enough for several panes side by side.
+/// How long something has been running, as the panes show it: seconds for the first minute, then
+/// minutes. The text changes once a minute after that, so a screen with only long-running steps on
+/// it needs no redraw every second.
+pub fn running_for(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    }
+}
+
+/// The age of polled data: in tens of seconds, then minutes (it changes at most every 10 s).
+pub fn age_text(secs: u64) -> String {
+    if secs < 10 {
+        "<10s".to_string()
+    } else if secs < 60 {
+        format!("{}s", secs / 10 * 10)
+    } else {
+        format!("{}m", secs / 60)
+    }
+}
+
 pub fn is_wide(area: Rect) -> bool {
     area.width >= 160 && area.height >= 40
 }

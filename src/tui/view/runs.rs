@@ -51,7 +51,10 @@ fn runs_list(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
                 crate::runlog::RunState::Cancelled => '⊘',
             };
             let style = ctx.style(&format!("state.{}", r.state.as_str()));
-            let took = crate::util::human_duration(r.ended.unwrap_or(now) - r.created);
+            let took = match r.ended {
+                Some(e) => crate::util::human_duration(e - r.created),
+                None => super::running_for(now - r.created),
+            };
             let pin = if app.pinned.contains(&r.id) {
                 "◆"
             } else {
@@ -123,7 +126,7 @@ fn group_state(members: &[&StepRow]) -> StepState {
 fn elapsed(s: &StepRow, now: f64) -> String {
     match (s.started, s.ended) {
         (Some(b), Some(e)) => crate::util::human_duration(e - b),
-        (Some(b), None) if s.state == StepState::Running => crate::util::human_duration(now - b),
+        (Some(b), None) if s.state == StepState::Running => super::running_for(now - b),
         _ => String::new(),
     }
 }
