@@ -216,6 +216,9 @@ pub enum Event {
         /// What the job asks for beyond the step's resources (after escalations).
         #[serde(default)]
         request: SlurmRequest,
+        /// The jobs it waits on (`--dependency=afterok:...`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        after: Vec<String>,
     },
     /// `sbatch` answered: the attempt is this job (`123`, or `123_4` for an array element).
     JobSubmitted {

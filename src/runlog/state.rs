@@ -20,6 +20,8 @@ pub struct AttemptFold {
     pub submit_name: Option<String>,
     pub array_index: Option<u32>,
     pub request: Option<SlurmRequest>,
+    /// The jobs a Slurm attempt waits on.
+    pub after: Vec<String>,
     /// How a Slurm attempt failed (see `AttemptEnded::class`).
     pub class: Option<String>,
 }
@@ -121,6 +123,7 @@ fn apply(r: &mut RunFold, rec: &Record) {
             name,
             array_index,
             request,
+            after,
         } => {
             if let Some(a) = r
                 .steps
@@ -130,6 +133,7 @@ fn apply(r: &mut RunFold, rec: &Record) {
                 a.submit_name = Some(name.clone());
                 a.array_index = *array_index;
                 a.request = Some(request.clone());
+                a.after = after.clone();
             }
         }
         Event::JobSubmitted {

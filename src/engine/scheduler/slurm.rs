@@ -191,6 +191,7 @@ impl Engine {
                 slot.running = Some(a.attempt);
                 slot.started = Some(Instant::now());
                 slot.job_id = Some(job.clone());
+                slot.after = a.after.clone();
                 sl.track(
                     &name,
                     a.attempt,
@@ -318,6 +319,7 @@ impl Engine {
             name: name.to_string(),
             array_index: index,
             request: self.slots[i].request.clone(),
+            after: part.deps.clone(),
         })
     }
 
