@@ -16,7 +16,8 @@
 mod common;
 
 use common::{
-    Out, Project, alive, cluster, cmdline, kill_pid, required, run_with_deadline, step_of,
+    Out, Project, SLURM_ENV_FILE, alive, cluster, cmdline, env_file, kill_pid, required,
+    run_with_deadline, step_of,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +27,6 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sortie");
-const ENV_FILE: &str = "/tmp/sortie-slurm/env";
 const START_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/start.sh");
 const CTLD_PID: &str = "/run/slurmctld.pid";
 
@@ -43,24 +43,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     CLUSTER.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `KEY=value` lines of the env file start.sh writes.
-fn env_file() -> Option<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(ENV_FILE).ok()?;
-    Some(
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                let v = v.split(" #").next().unwrap_or(v).trim();
-                (
-                    k.trim().to_string(),
-                    v.trim_matches(['\'', '"']).to_string(),
-                )
-            })
-            .collect(),
-    )
 }
 
 fn env_value(key: &str) -> Option<String> {
@@ -1442,9 +1424,9 @@ fn rest_and_cli_list_the_same_jobs_of_a_run() {
     let Some(url) = env_value("SLURM_REST_URL") else {
         assert!(
             !required(),
-            "SORTIE_REQUIRE_SLURM=1 but {ENV_FILE} is missing"
+            "SORTIE_REQUIRE_SLURM=1 but {SLURM_ENV_FILE} is missing"
         );
-        println!("skipping the REST comparison: no {ENV_FILE}");
+        println!("skipping the REST comparison: no {SLURM_ENV_FILE}");
         return;
     };
     let _lock = shared();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{cluster, required};
+use common::{SLURM_ENV_FILE, cluster, env_file, required};
 use serde_json::Value;
 use sortie::slurm::poller::{Poller, PollerConfig};
 use sortie::slurm::{
@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sortie");
-const ENV_FILE: &str = "/tmp/sortie-slurm/env";
 
 fn name(test: &str) -> String {
     format!("sortie-lt-{}-{test}", std::process::id())
@@ -364,24 +363,6 @@ fn cluster_json_shows_the_debug_partition() {
     assert!(table.lines().any(|l| l.starts_with("debug*")), "{table}");
 }
 
-/// `KEY=value` lines of the env file start.sh writes.
-fn env_file() -> Option<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(ENV_FILE).ok()?;
-    Some(
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                let v = v.split(" #").next().unwrap_or(v).trim();
-                (
-                    k.trim().to_string(),
-                    v.trim_matches(['\'', '"']).to_string(),
-                )
-            })
-            .collect(),
-    )
-}
-
 #[test]
 fn rest_backend_returns_the_same_jobs_as_the_cli() {
     if !cluster() {
@@ -390,9 +371,9 @@ fn rest_backend_returns_the_same_jobs_as_the_cli() {
     let Some(env) = env_file() else {
         assert!(
             !required(),
-            "SORTIE_REQUIRE_SLURM=1 but {ENV_FILE} is missing"
+            "SORTIE_REQUIRE_SLURM=1 but {SLURM_ENV_FILE} is missing"
         );
-        println!("skipping the REST comparison: no {ENV_FILE}");
+        println!("skipping the REST comparison: no {SLURM_ENV_FILE}");
         return;
     };
     let url = env

@@ -514,3 +514,24 @@ pub fn cluster() -> bool {
     println!("skipping: no Slurm cluster (set SORTIE_REQUIRE_SLURM=1 to require it)");
     false
 }
+
+/// The env file tests/cluster/start.sh writes.
+pub const SLURM_ENV_FILE: &str = "/tmp/sortie-slurm/env";
+
+/// `KEY=value` lines of the env file start.sh writes.
+pub fn env_file() -> Option<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(SLURM_ENV_FILE).ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                let v = v.split(" #").next().unwrap_or(v).trim();
+                (
+                    k.trim().to_string(),
+                    v.trim_matches(['\'', '"']).to_string(),
+                )
+            })
+            .collect(),
+    )
+}
