@@ -325,6 +325,63 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use crate::index::test_support::*;
+
+    /// What a live view does every few seconds (ingest a few lines, then read summaries, the new points
+    /// and the steps) reuses compiled statements: none is compiled again for new bound values.
+    #[test]
+    fn polling_never_recompiles_a_statement() {
+        let fx = Fixture::new();
+        let run = fx.new_run("r1", 1.0, &["prep", "train"]);
+        let prep = start_attempt(&run, 2.0, "prep", 1);
+        let train = start_attempt(&run, 2.0, "train", 1);
+        let line = |i: u32| format!("{{\"step\": {i}, \"loss\": 1.5, \"acc\": 0.{i}}}\n");
+        for i in 0..50 {
+            append(&prep.join("metrics.jsonl"), line(i).as_bytes());
+            append(&train.join("metrics.jsonl"), line(i).as_bytes());
+        }
+        let mut ix = fx.index(Journal::Wal);
+        ix.sync_run(&run).unwrap();
+        for k in 0..6 {
+            for i in 0..3 {
+                append(
+                    &train.join("metrics.jsonl"),
+                    line(100 + k * 3 + i).as_bytes(),
+                );
+            }
+            ix.sync_run(&run).unwrap();
+            ix.metric_summaries("r1", None).unwrap();
+            ix.metric_summaries("r1", Some("train")).unwrap();
+            let all = ix
+                .metric_points_since("r1", "train", None, "loss", None)
+                .unwrap()
+                .unwrap();
+            let since = all.last_id.map(|id| id - 2);
+            ix.metric_points_since("r1", "train", None, "loss", since)
+                .unwrap();
+            ix.metric_points_since("r1", "prep", Some(1), "acc", Some(1))
+                .unwrap();
+            ix.runs().unwrap();
+            ix.steps("r1").unwrap();
+        }
+        // Every statement the connection holds (the prepared-statement cache), with its count.
+        let mut recompiled = Vec::new();
+        // SAFETY: the handle is this connection's, used on this thread while nothing else runs on it;
+        // the statements walked are owned by its cache and outlive the loop.
+        unsafe {
+            use rusqlite::ffi;
+            let db = ix.conn.handle();
+            let mut st = ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+            while !st.is_null() {
+                let n = ffi::sqlite3_stmt_status(st, ffi::SQLITE_STMTSTATUS_REPREPARE, 0);
+                if n > 0 {
+                    let sql = std::ffi::CStr::from_ptr(ffi::sqlite3_sql(st));
+                    recompiled.push(format!("{n}× {}", sql.to_string_lossy()));
+                }
+                st = ffi::sqlite3_next_stmt(db, st);
+            }
+        }
+        assert!(recompiled.is_empty(), "recompiled: {recompiled:#?}");
+    }
     use crate::index::{IndexError, Journal};
     use crate::runlog::{Event, StepState};
 
