@@ -1304,7 +1304,12 @@ fn data_thread_sends_a_snapshot_only_when_something_changed() {
     let (wtx, wrx) = std::sync::mpsc::channel::<Watch>();
     let interval = Duration::from_millis(50);
     let thread = std::thread::spawn(move || {
-        sortie::tui::data::run(project, wrx, move |m| tx.send(m).is_ok(), interval)
+        sortie::tui::data::run(
+            project,
+            wrx,
+            move |m| tx.send(m).is_ok(),
+            sortie::tui::data::Timing::every(interval),
+        )
     });
 
     // One health message and one (empty) snapshot, then silence while nothing changes.
@@ -1377,6 +1382,68 @@ fn data_thread_sends_a_snapshot_only_when_something_changed() {
 
     drop(wtx);
     thread.join().unwrap();
+}
+
+/// A clock tick redraws only when a text that follows the clock reads differently: the status message
+/// going away, the data turning stale, a running step's duration.
+#[test]
+fn the_clock_signature_changes_with_what_the_clock_changes_on_screen() {
+    let mut t = harness();
+    t.data(DataMsg::Health {
+        ok_at: Instant::now(),
+        error: None,
+    });
+    let base = t.ui.clock_signature();
+    assert_eq!(t.ui.clock_signature(), base, "nothing moved");
+
+    t.ui.app.set_status("cancelled train[model=gcn,seed=1]");
+    assert_ne!(t.ui.clock_signature(), base, "a status message shows");
+    t.ui.app.status.as_mut().unwrap().1 = Instant::now() - Duration::from_secs(7);
+    assert_eq!(t.ui.clock_signature(), base, "the status message is gone");
+
+    t.ui.app.data_at = Some(Instant::now() - Duration::from_secs(12));
+    assert!(
+        t.ui.clock_signature().contains("stale 12s"),
+        "{}",
+        t.ui.clock_signature()
+    );
+    t.ui.app.data_at = Some(Instant::now());
+
+    // A step running for 5 s, then 7 s, then a minute and a bit (minutes only from then on).
+    let now = sortie::util::now();
+    let running = |t: &mut Harness, secs: f64| {
+        let st = &mut t.ui.app.snapshot.steps[2];
+        assert_eq!(st.state, StepState::Running);
+        st.started = Some(now - secs);
+        t.ui.clock_signature()
+    };
+    let (a, b) = (running(&mut t, 5.2), running(&mut t, 7.2));
+    assert_ne!(a, b);
+    assert_eq!(running(&mut t, 61.0), running(&mut t, 65.0));
+}
+
+/// A Slurm poll that found what the last one did redraws nothing; a changed job does.
+#[test]
+fn a_jobs_poll_redraws_only_when_the_jobs_changed() {
+    use sortie::slurm::model::{Job, JobState};
+    use sortie::slurm::poller::JobsSnapshot;
+    let mut t = harness();
+    let snap = |state: JobState| {
+        Msg::Jobs(Arc::new(JobsSnapshot {
+            jobs: vec![Job {
+                id: "4242".into(),
+                name: "train".into(),
+                state,
+                ..Default::default()
+            }],
+            fetched: Some(Instant::now()),
+            rpc_per_min: 2.0,
+            ..Default::default()
+        }))
+    };
+    assert!(t.ui.handle(snap(JobState::Pending)), "the first poll");
+    assert!(!t.ui.handle(snap(JobState::Pending)), "the same jobs again");
+    assert!(t.ui.handle(snap(JobState::Running)), "a job started");
 }
 
 /// `Ui::handle` reports whether to redraw: data and key presses do; a key release or a repeated

@@ -18,7 +18,7 @@ mod schema;
 mod sources;
 mod sync;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod worker;
 
 pub use error::{IndexError, Result};

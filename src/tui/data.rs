@@ -114,13 +114,16 @@ struct SyncGate {
     runs: HashMap<String, Vec<(PathBuf, Stamp)>>,
     /// When everything was last synced, whatever the stamps said.
     full_at: Option<Instant>,
+    /// When metrics files were last read: growing ones wait [`Timing::metrics_every`] from then.
+    metrics_at: Option<Instant>,
 }
 
 impl SyncGate {
     /// Brings the index up to date, syncing only the runs whose files changed; everything is synced when
-    /// the list of runs changed, and at least every `full_every` regardless. Returns whether anything
-    /// was synced, and the sync error if there was one.
-    fn sync(&mut self, ix: &mut Index, project: &Project, full_every: Duration) -> Synced {
+    /// the list of runs changed, and at least every `full_every` regardless. When only metrics files
+    /// grew, they are read at most every `metrics_every` (their stamps are kept, so the growth still
+    /// shows as a change at a later poll). Returns what was synced, and the sync error if any.
+    fn sync(&mut self, ix: &mut Index, project: &Project, timing: &Timing) -> Synced {
         // The directory is listed again only when it changed; which entries are runs (have an events
         // file, as `Project::run_ids` decides) is checked every time, the file may come later.
         let dir_stamp = stamp(&project.runs_dir());
@@ -133,13 +136,17 @@ impl SyncGate {
                 .unwrap_or_default();
             self.listed_at = dir_stamp;
         }
+        // A run's events file is stamped below anyway: only other entries are looked at here.
         let ids: Vec<String> = self
             .names
             .iter()
-            .filter(|n| project.run_dir(n).events().is_file())
+            .filter(|n| self.runs.contains_key(*n) || project.run_dir(n).events().is_file())
             .cloned()
             .collect();
-        let full = ids != self.ids || self.full_at.is_none_or(|t| t.elapsed() >= full_every);
+        let full = ids != self.ids
+            || self
+                .full_at
+                .is_none_or(|t| t.elapsed() >= timing.full_every);
         // Stamps are taken before syncing: a write landing after them shows as a change next time.
         let mut stale: Vec<(String, Vec<(PathBuf, Stamp)>)> = Vec::new();
         for id in &ids {
@@ -162,6 +169,15 @@ impl SyncGate {
                     .get(id)
                     .is_some_and(|old| old.first() == now.first())
             });
+        if metrics_only
+            && self
+                .metrics_at
+                .is_some_and(|t| t.elapsed() < timing.metrics_every)
+        {
+            return Synced::Nothing;
+        }
+        // Every sync reads the metrics files of the runs it syncs.
+        self.metrics_at = Some(Instant::now());
         let mut error = None;
         if full {
             if let Err(e) = ix.sync_all(project) {
@@ -232,26 +248,48 @@ enum Synced {
 /// `[poll] max_interval` by default).
 pub const FULL_SYNC_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs the loop until the UI hangs up. `send` returns false once the UI is gone.
+/// How often the data thread looks, and reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// How often the run files' sizes and times are looked at: a change of the events (step states)
+    /// or of the watched log is read at once.
+    pub interval: Duration,
+    /// Everything is synced at least this often, whatever the stamps say.
+    pub full_every: Duration,
+    /// Metrics files that only grew are read at most this often (a live run appends all the time).
+    pub metrics_every: Duration,
+}
+
+impl Timing {
+    /// Every change read at each look, everything synced every [`FULL_SYNC_EVERY`].
+    pub fn every(interval: Duration) -> Timing {
+        Timing {
+            interval,
+            full_every: FULL_SYNC_EVERY.max(interval),
+            metrics_every: interval,
+        }
+    }
+
+    /// The settings' `[poll]` section.
+    pub fn from_settings(poll: &super::config::Poll) -> Timing {
+        Timing {
+            interval: poll.interval,
+            full_every: poll.max_interval.max(poll.interval),
+            metrics_every: poll.metrics_interval.max(poll.interval),
+        }
+    }
+}
+
+/// Runs the loop until the UI hangs up. `send` returns false once the UI is gone. Every
+/// `timing.interval` it looks at the run files' sizes and times; only a change (or a new watch) costs
+/// a sync and the queries behind a snapshot.
 pub fn run(
     project: Project,
     watch_rx: Receiver<Watch>,
     send: impl Fn(DataMsg) -> bool,
-    interval: Duration,
+    timing: Timing,
 ) {
-    run_with(project, watch_rx, send, interval, FULL_SYNC_EVERY);
-}
-
-/// [`run`], syncing everything at least every `full_every`. Every `interval` it looks at the run
-/// files' sizes and times; only a change (or a new watch) costs a sync and the queries behind a
-/// snapshot.
-pub fn run_with(
-    project: Project,
-    watch_rx: Receiver<Watch>,
-    send: impl Fn(DataMsg) -> bool,
-    interval: Duration,
-    full_every: Duration,
-) {
+    let interval = timing.interval;
     let mut index = match Index::open_project(&project) {
         Ok(i) => Some(i),
         Err(e) => {
@@ -270,6 +308,7 @@ pub fn run_with(
     let mut last_error: Option<String> = None;
     let mut last_sent = Instant::now() - HEARTBEAT;
     let mut gate = SyncGate::default();
+    let mut alive_at = Instant::now();
     loop {
         let mut changed_watch = false;
         match watch_rx.recv_timeout(if last.is_none() {
@@ -295,16 +334,21 @@ pub fn run_with(
             std::thread::sleep(interval);
             continue;
         };
-        let synced = gate.sync(ix, &project, full_every);
+        let synced = gate.sync(ix, &project, &timing);
         let fresh = match (&last, synced) {
             // Nothing was read and nothing else asked for: the last snapshot stands, but for whether
-            // the engine still lives (a dead engine changes no file).
+            // the engine still lives (a dead engine changes no file), looked at every few seconds.
             (Some(prev), Synced::Nothing) if !changed_watch && prev.error.is_none() => {
-                let alive = engine_alive(&prev.runs, prev.run.as_deref());
-                (alive != prev.engine_alive).then(|| Snapshot {
-                    engine_alive: alive,
-                    ..prev.clone()
-                })
+                if alive_at.elapsed() < HEARTBEAT {
+                    None
+                } else {
+                    alive_at = Instant::now();
+                    let alive = engine_alive(&prev.runs, prev.run.as_deref());
+                    (alive != prev.engine_alive).then(|| Snapshot {
+                        engine_alive: alive,
+                        ..prev.clone()
+                    })
+                }
             }
             // Only metrics grew (a live run logging): runs and steps stand, the metrics are read.
             (Some(prev), Synced::Metrics) if !changed_watch && prev.error.is_none() => {
@@ -574,24 +618,127 @@ fn read_log(
 }
 
 /// Starts the data thread. Returns the sender the UI uses to change what is watched.
-pub fn spawn(
-    project: Project,
-    tx: Sender<super::Msg>,
-    interval: Duration,
-    full_every: Duration,
-) -> std::sync::mpsc::Sender<Watch> {
+pub fn spawn(project: Project, tx: Sender<super::Msg>, timing: Timing) -> Sender<Watch> {
     let (wtx, wrx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("sortie-data".into())
         .spawn(move || {
-            run_with(
+            run(
                 project,
                 wrx,
                 |m| tx.send(super::Msg::Data(m)).is_ok(),
-                interval,
-                full_every,
+                timing,
             )
         })
         .expect("spawn data thread");
     wtx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Journal;
+    use crate::index::test_support::{Fixture, append, end_attempt, start_attempt};
+    use crate::runlog::StepState;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn points(ix: &Index) -> u64 {
+        ix.metric_summaries("r1", None)
+            .unwrap()
+            .iter()
+            .map(|s| s.count)
+            .sum()
+    }
+
+    fn metric(dir: &std::path::Path, step: u32) {
+        let line = format!(
+            "{{\"step\": {step}, \"loss\": {}}}\n",
+            10.0 - f64::from(step)
+        );
+        append(
+            &dir.join(crate::runlog::paths::METRICS_FILE),
+            line.as_bytes(),
+        );
+    }
+
+    /// A live run: its step's events are read at the next look, its growing metrics file only once
+    /// `metrics_every` has passed since metrics were last read.
+    #[test]
+    fn growing_metrics_wait_while_step_states_are_read_at_once() {
+        let fx = Fixture::new();
+        let run = fx.new_run("r1", 1.0, &["train"]);
+        let dir = start_attempt(&run, 2.0, "train", 1);
+        metric(&dir, 1);
+        let mut ix = fx.index(Journal::Wal);
+        let mut gate = SyncGate::default();
+        let slow = Timing {
+            interval: Duration::ZERO,
+            full_every: HOUR,
+            metrics_every: HOUR,
+        };
+        assert!(matches!(
+            gate.sync(&mut ix, &fx.project, &slow),
+            Synced::All(None)
+        ));
+        assert_eq!(points(&ix), 1);
+        // A run seen for the first time is read again at the next look (its files had no stamps yet).
+        assert!(matches!(
+            gate.sync(&mut ix, &fx.project, &slow),
+            Synced::All(None)
+        ));
+
+        // The metrics file grew: not read before `metrics_every`, however often the gate looks.
+        metric(&dir, 2);
+        metric(&dir, 3);
+        for _ in 0..3 {
+            assert!(matches!(
+                gate.sync(&mut ix, &fx.project, &slow),
+                Synced::Nothing
+            ));
+        }
+        assert_eq!(points(&ix), 1);
+
+        // The step ended: read at once, and the run's metrics with it.
+        end_attempt(&run, 3.0, "train", 1, StepState::Succeeded, 0);
+        assert!(matches!(
+            gate.sync(&mut ix, &fx.project, &slow),
+            Synced::All(None)
+        ));
+        assert_eq!(ix.steps("r1").unwrap()[0].state, StepState::Succeeded);
+        assert_eq!(points(&ix), 3);
+        assert!(matches!(
+            gate.sync(&mut ix, &fx.project, &slow),
+            Synced::Nothing
+        ));
+
+        // Once `metrics_every` has passed, growth alone is read (and only the metrics).
+        let quick = Timing {
+            metrics_every: Duration::ZERO,
+            ..slow
+        };
+        metric(&dir, 4);
+        assert!(matches!(
+            gate.sync(&mut ix, &fx.project, &quick),
+            Synced::Metrics
+        ));
+        assert_eq!(points(&ix), 4);
+        assert!(matches!(
+            gate.sync(&mut ix, &fx.project, &quick),
+            Synced::Nothing
+        ));
+    }
+
+    #[test]
+    fn timing_from_the_settings() {
+        let poll = crate::tui::config::Poll::default();
+        let t = Timing::from_settings(&poll);
+        assert_eq!(t.interval, Duration::from_secs(2));
+        assert_eq!(t.metrics_every, Duration::from_secs(5));
+        assert_eq!(t.full_every, Duration::from_secs(60));
+        assert_eq!(
+            Timing::every(Duration::from_secs(2)).metrics_every,
+            Duration::from_secs(2)
+        );
+    }
 }

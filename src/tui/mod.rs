@@ -124,8 +124,21 @@ impl Ui {
             }
             Msg::Jobs(j) => {
                 let n = j.jobs.len();
+                // A poll that found what the last one did changes no text but the data's age, and
+                // that one the clock tick redraws when it reads differently.
+                let same = self.app.jobs.as_ref().is_some_and(|old| {
+                    old.jobs == j.jobs
+                        && old.registered == j.registered
+                        && old.settling == j.settling
+                        && old.stale == j.stale
+                        && old.error == j.error
+                        && format!("{:.1}", old.rpc_per_min) == format!("{:.1}", j.rpc_per_min)
+                });
                 self.app.jobs = Some(j);
                 self.app.job_sel = self.app.job_sel.min(n.saturating_sub(1));
+                if same {
+                    return false;
+                }
                 Vec::new()
             }
         };
@@ -153,10 +166,15 @@ impl Ui {
     }
 
     /// The texts on screen that change with the clock alone (running durations, the age of the
-    /// jobs data): a clock tick redraws only when one of them did.
+    /// jobs data, whether the data is stale, whether the status message still shows): a clock tick
+    /// redraws only when one of them did.
     pub fn clock_signature(&self) -> String {
         let now = crate::util::now();
-        let mut sig = String::new();
+        let mut sig = view::header::freshness(&self.app);
+        sig.push('|');
+        if view::header::status(&self.app).is_some() {
+            sig.push_str("status|");
+        }
         for r in self.app.snapshot.runs.iter().filter(|r| r.ended.is_none()) {
             sig.push_str(&view::running_for(now - r.created));
             sig.push('|');
@@ -297,7 +315,6 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
         ..Default::default()
     };
     let config = config::Config::load(&overrides);
-    let interval = config.settings.poll_interval();
     let (mut ui, rx) = Ui::headless(config, opts.read_only);
     ui.app.cluster = which("squeue");
     if ui.app.cluster {
@@ -306,8 +323,8 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
     if let Some(w) = ui.app.config_warnings.first() {
         ui.app.set_status(format!("config: {w}"));
     }
-    let full_every = ui.config.settings.poll.max_interval.max(interval);
-    let watch_tx = data::spawn(project, ui.tx.clone(), interval, full_every);
+    let timing = data::Timing::from_settings(&ui.config.settings.poll);
+    let watch_tx = data::spawn(project, ui.tx.clone(), timing);
     if let Some(run) = &opts.run {
         let _ = watch_tx.send(data::Watch {
             run: Some(run.clone()),
@@ -330,82 +347,36 @@ fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     rx: &Receiver<Msg>,
 ) -> Result<()> {
-    const TICK: Duration = Duration::from_secs(1);
-    // How late the data thread's next snapshot may be against its interval (the time its poll takes).
-    const DATA_SLACK: Duration = Duration::from_millis(150);
-    let poll = ui.config.settings.poll_interval();
+    // The texts that follow the clock are looked at as often as the files are (a `watch -n 2` pace,
+    // at most once a second) and redrawn only when one reads differently.
+    let tick = ui
+        .config
+        .settings
+        .poll_interval()
+        .max(Duration::from_secs(1));
     let mut dirty = true;
-    let mut last_draw = Instant::now() - TICK;
-    // The clock check: a second after the last frame (or the last check), whatever messages arrived.
-    let mut next_tick = Instant::now() + TICK;
-    let mut last_snapshot: Option<Instant> = None;
-    let mut waited_for_data = false;
+    let mut next_tick = Instant::now();
     let mut drawn_clock = String::new();
     loop {
         if dirty {
             terminal.draw(|f| ui.draw(f))?;
             dirty = false;
             drawn_clock = ui.clock_signature();
-            last_draw = Instant::now();
-            next_tick = last_draw + TICK;
-            waited_for_data = false;
+            next_tick = Instant::now() + tick;
         }
         if ui.app.quit {
             return Ok(());
         }
-        let msg = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
+        match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+            Ok(m) => dirty |= ui.handle(m),
+            Err(RecvTimeoutError::Timeout) => {
+                dirty |= ui.clock_signature() != drawn_clock;
+                next_tick = Instant::now() + tick;
+            }
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
-        };
-        match msg {
-            Some(m) => {
-                if matches!(m, Msg::Data(data::DataMsg::Snapshot(_))) {
-                    last_snapshot = Some(Instant::now());
-                }
-                dirty |= ui.handle(m);
-            }
-            None => {
-                // Running steps' elapsed times and the status line age: redraw, but rarely.
-                let running = ui
-                    .app
-                    .snapshot
-                    .steps
-                    .iter()
-                    .any(|s| s.state == crate::runlog::StepState::Running);
-                let status_expired = ui.app.status.as_ref().is_some_and(|(_, t)| {
-                    let a = t.elapsed().as_secs();
-                    (6..8).contains(&a)
-                });
-                // Only when a text that follows the clock would read differently.
-                let tick = (running || ui.app.jobs.is_some())
-                    && last_draw.elapsed() >= TICK
-                    && ui.clock_signature() != drawn_clock;
-                let now = Instant::now();
-                // While a run is live the data thread sends a snapshot every poll, and that one redraws
-                // anyway: when it is due within a moment, wait for it instead of drawing twice.
-                let data_due = last_snapshot
-                    .map(|t| t + poll)
-                    .filter(|&due| due + DATA_SLACK > now && due <= now + DATA_SLACK);
-                if tick
-                    && !status_expired
-                    && !ui.stale()
-                    && !waited_for_data
-                    && let Some(due) = data_due
-                {
-                    waited_for_data = true;
-                    next_tick = due.max(now) + DATA_SLACK;
-                } else {
-                    dirty |= tick || status_expired || ui.stale();
-                    next_tick = now + TICK;
-                }
-            }
         }
         // Drain what queued up meanwhile, then draw once.
         while let Ok(m) = rx.try_recv() {
-            if matches!(m, Msg::Data(data::DataMsg::Snapshot(_))) {
-                last_snapshot = Some(Instant::now());
-            }
             dirty |= ui.handle(m);
         }
     }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use keymap::{KeyBuffer, Keymap, Lookup, Mode, action_name, describe};
 pub use keys::{Key, KeySeq};
-pub use settings::{ExecutorKind, NotifyEvent, Settings, Webhook};
+pub use settings::{ExecutorKind, NotifyEvent, Poll, Settings, Webhook};
 pub use theme::{ColorDepth, Theme};
 
 /// Where sortie reads its configuration: `$SORTIE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/sortie`, else

@@ -7,7 +7,8 @@
 //! executor = "local"          # or "slurm"
 //! read_only = false
 //! [poll]
-//! interval = "2s"
+//! interval = "2s"             # run files (step states, logs) and the clock on screen
+//! metrics_interval = "5s"     # new points of live curves (TensorBoard reloads every 5 s)
 //! max_interval = "60s"
 //! rpc_budget_per_minute = 6   # squeue/sacct calls, shared by every view
 //! [notify]
@@ -53,6 +54,9 @@ impl Default for Settings {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Poll {
     pub interval: Duration,
+    /// How often live curves take in new points: a training run appends them all the time, and
+    /// reading them is most of what watching one costs. Never shorter than `interval`.
+    pub metrics_interval: Duration,
     pub max_interval: Duration,
     pub rpc_budget_per_minute: u32,
 }
@@ -61,6 +65,7 @@ impl Default for Poll {
     fn default() -> Poll {
         Poll {
             interval: Duration::from_secs(2),
+            metrics_interval: Duration::from_secs(5),
             max_interval: Duration::from_secs(60),
             rpc_budget_per_minute: 6,
         }
@@ -340,9 +345,14 @@ impl Parser<'_, '_> {
             return;
         };
         let mut max_at = None;
+        let mut metrics_at = None;
         for (k, v) in t {
             match k.get_ref().as_ref() {
                 "interval" => self.duration(v, "poll.interval", &mut out.interval),
+                "metrics_interval" => {
+                    self.duration(v, "poll.metrics_interval", &mut out.metrics_interval);
+                    metrics_at = Some(v);
+                }
                 "max_interval" => {
                     self.duration(v, "poll.max_interval", &mut out.max_interval);
                     max_at = Some(v);
@@ -365,7 +375,12 @@ impl Parser<'_, '_> {
                     k,
                     "poll",
                     other,
-                    &["interval", "max_interval", "rpc_budget_per_minute"],
+                    &[
+                        "interval",
+                        "metrics_interval",
+                        "max_interval",
+                        "rpc_budget_per_minute",
+                    ],
                 ),
             }
         }
@@ -381,6 +396,19 @@ impl Parser<'_, '_> {
                 None => self.warn(v, msg),
             }
             out.max_interval = out.interval;
+        }
+        if out.metrics_interval < out.interval {
+            // Only a value the user wrote is worth a warning; the default simply follows `interval`.
+            if let Some(at) = metrics_at {
+                let msg = format!(
+                    "`poll.metrics_interval` ({}) is shorter than `poll.interval` ({}); using {}",
+                    humantime::format_duration(out.metrics_interval),
+                    humantime::format_duration(out.interval),
+                    humantime::format_duration(out.interval),
+                );
+                self.warn(at, msg);
+            }
+            out.metrics_interval = out.interval;
         }
     }
 
@@ -444,6 +472,7 @@ mod tests {
         assert_eq!(s.theme, "dark");
         assert_eq!(s.keymap, "default");
         assert_eq!(s.poll.interval, Duration::from_secs(2));
+        assert_eq!(s.poll.metrics_interval, Duration::from_secs(5));
         assert_eq!(s.poll.max_interval, Duration::from_secs(60));
         assert_eq!(s.poll.rpc_budget_per_minute, 6);
         assert_eq!(s.executor, ExecutorKind::Local);
@@ -461,6 +490,7 @@ executor = "slurm"
 read_only = true
 [poll]
 interval = "500ms"
+metrics_interval = "1s"
 max_interval = "5m"
 rpc_budget_per_minute = 12
 [notify]
@@ -474,6 +504,7 @@ on = ["run_failed", "job_started"]
         assert_eq!(s.executor, ExecutorKind::Slurm);
         assert!(s.read_only);
         assert_eq!(s.poll.interval, Duration::from_millis(500));
+        assert_eq!(s.poll.metrics_interval, Duration::from_secs(1));
         assert_eq!(s.poll.max_interval, Duration::from_secs(300));
         assert_eq!(s.poll.rpc_budget_per_minute, 12);
         assert!(!s.notify.bell);
@@ -514,6 +545,22 @@ on = ["run_end", "run_ended"]
         assert_eq!(s.poll.rpc_budget_per_minute, 6);
         assert_eq!(s.notify.webhook, None);
         assert_eq!(s.notify.on, [NotifyEvent::RunEnd]);
+    }
+
+    #[test]
+    fn curves_never_refresh_faster_than_the_files_are_read() {
+        let (s, w) = Settings::parse(
+            "c.toml",
+            "[poll]\ninterval = \"3s\"\nmetrics_interval = \"1s\"\n",
+        );
+        assert_eq!(s.poll.metrics_interval, Duration::from_secs(3));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("c.toml:3:"), "{}", w[0]);
+        assert!(w[0].contains("`poll.metrics_interval` (1s) is shorter than `poll.interval` (3s)"));
+        // Only `interval` set, above the default curve refresh: curves follow it.
+        let (s, w) = Settings::parse("c.toml", "[poll]\ninterval = \"10s\"\n");
+        assert_eq!(s.poll.metrics_interval, Duration::from_secs(10));
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]

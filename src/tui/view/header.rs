@@ -13,6 +13,28 @@ use ratatui::widgets::Paragraph;
 /// Seconds after which data counts as stale.
 pub const STALE_AFTER_S: f64 = 10.0;
 
+/// How long a status message stays in the footer.
+pub const STATUS_SHOWN_S: u64 = 6;
+
+/// The header's word on the data: its error, `loading…`, `stale 42s` or `live`.
+pub fn freshness(app: &App) -> String {
+    let age = app.data_at.map(|t| t.elapsed().as_secs_f64());
+    match (&app.data_error, age) {
+        (Some(e), _) => format!(" ✗ {e} "),
+        (None, None) => " loading… ".to_string(),
+        (None, Some(a)) if a > STALE_AFTER_S => format!(" stale {a:.0}s "),
+        (None, Some(_)) => " live ".to_string(),
+    }
+}
+
+/// The status message, while it is shown.
+pub fn status(app: &App) -> Option<&str> {
+    app.status
+        .as_ref()
+        .filter(|(_, at)| at.elapsed().as_secs() < STATUS_SHOWN_S)
+        .map(|(m, _)| m.as_str())
+}
+
 /// Display width of spans.
 fn width(spans: &[Span]) -> usize {
     spans.iter().map(|s| s.width()).sum()
@@ -21,15 +43,13 @@ fn width(spans: &[Span]) -> usize {
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
     let avail = area.width as usize;
     let mut left = vec![Span::styled(" sortie ", ctx.style("header"))];
-    let age = app.data_at.map(|t| t.elapsed().as_secs_f64());
-    match (&app.data_error, age) {
-        (Some(e), _) => left.push(Span::styled(format!(" ✗ {e} "), ctx.style("error"))),
-        (None, None) => left.push(Span::styled(" loading… ", ctx.style("stale"))),
-        (None, Some(a)) if a > STALE_AFTER_S => {
-            left.push(Span::styled(format!(" stale {a:.0}s "), ctx.style("stale")))
-        }
-        (None, Some(_)) => left.push(Span::styled(" live ", ctx.style("text.dim"))),
-    }
+    let freshness = freshness(app);
+    let key = match (&app.data_error, app.data_at) {
+        (Some(_), _) => "error",
+        (None, Some(_)) if freshness == " live " => "text.dim",
+        _ => "stale",
+    };
+    left.push(Span::styled(freshness, ctx.style(key)));
     // In the one-pane layout the tabs are the only sign of the other panes: they come first.
     let mut tabs = Vec::new();
     if !is_wide(frame.area()) {
@@ -101,9 +121,7 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
         );
         return;
     }
-    if let Some((msg, at)) = &app.status
-        && at.elapsed().as_secs() < 6
-    {
+    if let Some(msg) = status(app) {
         frame.render_widget(
             Paragraph::new(Line::styled(format!(" {msg}"), ctx.style("footer"))),
             area,
