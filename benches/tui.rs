@@ -683,6 +683,85 @@ fn finder_breakdown(items: &[FinderItem], query: &str) {
     );
 }
 
+// --- 4. the live-run view -------------------------------------------------------------------
+
+/// What `benches/tui_idle.sh` watches, without the process around it: 160×48, four runs (one live, one
+/// step appending a point a second), a 200-point curve and 734 Slurm jobs. Each update is a snapshot
+/// with one more point, handled and drawn: the UI thread's share of one data poll.
+fn bench_live() {
+    const W: u16 = 160;
+    const H: u16 = 48;
+    println!("\n== 4. live-run view, {W}x{H}: one more metric point, handled and drawn");
+    let mut row = run_row();
+    row.steps_total = 1;
+    row.steps_done = 0;
+    let mut runs = vec![row];
+    for k in 1..4 {
+        let mut r = run_row();
+        r.id = format!("done0{k}");
+        r.state = RunState::Succeeded;
+        r.ended = Some(T0 + 60.0);
+        r.steps_total = 3;
+        r.steps_done = 3;
+        r.steps_failed = 0;
+        runs.push(r);
+    }
+    let mut step = instance(5);
+    step.name = "train".into();
+    step.group = "train".into();
+    step.started = Some(T0);
+    let all = curve(400, 0.3, 7);
+    let snap = |n: usize| Snapshot {
+        runs: runs.clone(),
+        run: Some(RUN.into()),
+        steps: vec![step.clone()],
+        engine_alive: true,
+        metric_keys: vec!["loss".into()],
+        metric: Some("loss".into()),
+        series: vec![SeriesData {
+            run: RUN.into(),
+            label: "train".into(),
+            step: "train".into(),
+            points: Arc::new(all[..n].to_vec()),
+        }],
+        ..Default::default()
+    };
+    let (cfg, _dir) = config();
+    let (mut ui, _rx) = Ui::headless(cfg, false);
+    ui.app.user = "bench".into();
+    ui.app.cluster = true;
+    ui.handle(Msg::Data(DataMsg::Snapshot(Box::new(snap(100)))));
+    ui.handle(Msg::Jobs(std::sync::Arc::new(jobs(734))));
+    let mut term = Terminal::new(TestBackend::new(W, H)).unwrap();
+    term.draw(|f| ui.draw(f)).unwrap();
+    let reps: usize = std::env::var("SORTIE_BENCH_LIVE_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut update = Vec::new();
+    let mut clock = Vec::new();
+    for i in 0..reps {
+        let s = snap(101 + i % 299);
+        let t = Instant::now();
+        ui.handle(Msg::Data(DataMsg::Snapshot(Box::new(s))));
+        term.draw(|f| ui.draw(f)).unwrap();
+        black_box(term.backend());
+        update.push(ms(t));
+        let t = Instant::now();
+        term.draw(|f| ui.draw(f)).unwrap();
+        black_box(term.backend());
+        clock.push(ms(t));
+    }
+    println!(
+        "snapshot with one more point, handled + drawn: {}",
+        stats(update)
+    );
+    println!(
+        "the same frame again (a clock tick):           {}",
+        stats(clock)
+    );
+}
+
 fn main() {
     // `cargo bench --bench tui -- keys finder` runs only those sections (frame, keys, finder).
     let only: Vec<String> = std::env::args()
@@ -699,6 +778,9 @@ fn main() {
     }
     if run("finder") {
         bench_finder(&mut verdicts);
+    }
+    if run("live") {
+        bench_live();
     }
     println!("\n== targets (medians)");
     let mut missed = 0;
