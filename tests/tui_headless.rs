@@ -11,7 +11,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
-use sortie::index::{Point, RunRow, StepRow};
+use sortie::index::{JobLink, Point, RunRow, StepRow};
 use sortie::runlog::control::Request;
 use sortie::runlog::{RunState, StepState};
 use sortie::tui::action::{Action, Pane};
@@ -231,6 +231,70 @@ fn snapshot() -> Snapshot {
             },
         ],
         error: None,
+        job_links: Arc::new(
+            [
+                ("4990", RUN_FAILED, "ablate"),
+                ("5012", RUN_LIVE, TRAIN[1]),
+                ("5013_0", RUN_LIVE, TRAIN[3]),
+                ("5013_1", RUN_LIVE, TRAIN[4]),
+            ]
+            .map(|(job, run, step)| JobLink {
+                job: job.into(),
+                run: run.into(),
+                step: step.into(),
+            })
+            .to_vec(),
+        ),
+    }
+}
+
+/// The user's Slurm jobs as the poller delivers them (newest submission first): sortie's own (a
+/// running step, a started task and the pending rest of an array, a failed step of another run) and
+/// others, in every state class.
+fn jobs_snapshot() -> sortie::slurm::poller::JobsSnapshot {
+    use sortie::slurm::model::{Job, JobState};
+    let job = |id: &str, name: &str, state: JobState| Job {
+        id: id.into(),
+        name: name.into(),
+        partition: Some("gpu".into()),
+        state,
+        time_limit_s: Some(3600),
+        cpus: Some(8),
+        mem_mb: Some(32_000),
+        ..Default::default()
+    };
+    let mut running = job("5012", "train.3.k7mq2x", JobState::Running);
+    running.time_used_s = Some(754);
+    running.nodes = Some("gpu07".into());
+    let mut rest = job("5013_[2-5%2]", "train.4.k7mq2x", JobState::Pending);
+    rest.reason = Some("JobArrayTaskLimit".into());
+    let mut task = job("5013_0", "train.4.k7mq2x", JobState::Running);
+    task.time_used_s = Some(1800);
+    task.nodes = Some("gpu03".into());
+    let mut waiting = job("5001", "notebook", JobState::Pending);
+    waiting.reason = Some("Priority".into());
+    waiting.partition = Some("interactive".into());
+    let mut failed = job("4990", "ablate.1.b3hv9p", JobState::Failed);
+    failed.exit_code = Some(1);
+    failed.time_used_s = Some(61);
+    failed.elapsed_s = Some(61);
+    failed.total_cpu_s = Some(244.0);
+    failed.max_rss_mb = Some(4_000.0);
+    let mut done = job("4980", "preprocess", JobState::Completed);
+    done.time_used_s = Some(2400);
+    done.elapsed_s = Some(2400);
+    done.total_cpu_s = Some(17_280.0);
+    done.max_rss_mb = Some(28_800.0);
+    let mut timeout = job("4975", "long-sweep", JobState::Timeout);
+    timeout.time_used_s = Some(3600);
+    let cancelled = job("4960", "typo", JobState::Cancelled);
+    sortie::slurm::poller::JobsSnapshot {
+        jobs: vec![
+            running, rest, task, waiting, failed, done, timeout, cancelled,
+        ],
+        fetched: Some(Instant::now()),
+        rpc_per_min: 3.0,
+        ..Default::default()
     }
 }
 
@@ -604,6 +668,118 @@ fn logs_scroll_up_stops_following_and_f_follows_again() {
     t.keys("F");
     assert!(t.ui.app.logs.follow);
     assert!(t.text(80, 24).contains("CUDA out of memory"));
+}
+
+/// A harness on a cluster, the jobs delivered, the Jobs pane focused.
+fn jobs_harness() -> Harness {
+    let mut t = harness();
+    t.ui.app.cluster = true;
+    t.ui.handle(Msg::Jobs(Arc::new(jobs_snapshot())));
+    t.keys("2");
+    assert_eq!(t.ui.app.focus, Pane::Jobs);
+    t
+}
+
+#[test]
+fn jobs_pane_lists_jobs_with_their_runs_and_steps() {
+    for (w, h) in SIZES {
+        let mut t = jobs_harness();
+        let buf = t.render(w, h);
+        let s = text(&buf);
+        assert!(
+            s.contains("8 jobs · <10s ago · 3.0 rpc/min · by submitted"),
+            "{s}"
+        );
+        // The pane is 80 columns wide at both sizes: ids and names as wide as they are, no
+        // partition or time limit, and the rest for what each job belongs to or waits on.
+        assert!(
+            s.contains(
+                "5012         train.3.k7mq2x  ● R   ▰▱▱▱▱ 12:34   → k7mq2x train[model=gcn,seed"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("○ PD  ▱▱▱▱▱ 0:00    JobArrayTaskLimit · → k7mq2x"),
+            "{s}"
+        );
+        assert!(
+            s.contains("✗ F   ▱▱▱▱▱ 1:01    → b3hv9p ablate · exit 1 cpu"),
+            "{s}"
+        );
+        assert!(s.contains("✓ CD  ▰▰▰▱▱ 40:00   cpu 90% mem 90%"), "{s}");
+        assert!(s.contains("○ PD  ▱▱▱▱▱ 0:00    Priority"), "{s}");
+        insta::assert_snapshot!(snap_name("jobs", w, h), s);
+        insta::assert_debug_snapshot!(snap_name("jobs_styles", w, h), buf);
+    }
+}
+
+#[test]
+fn enter_on_a_job_shows_its_run_and_step() {
+    // A step of the run on screen: selected at once.
+    let mut t = jobs_harness();
+    t.keys("<Enter>");
+    assert_eq!(t.ui.app.focus, Pane::Runs);
+    assert_eq!(t.ui.app.runs_focus, RunsFocus::Dag);
+    assert_eq!(t.ui.app.selected_step_name().as_deref(), Some(TRAIN[1]));
+
+    // The pending rest of an array: its run, the DAG focused.
+    let mut t = jobs_harness();
+    t.keys("j <Enter>");
+    assert_eq!(t.ui.app.selected_run().unwrap().id, RUN_LIVE);
+    assert_eq!(t.ui.app.runs_focus, RunsFocus::Dag);
+
+    // A step of another run: that run is selected, and its step once its steps arrive.
+    let mut t = jobs_harness();
+    t.keys("j j j j");
+    assert_eq!(t.ui.app.selected_job().unwrap().id, "4990");
+    t.keys("<Enter>");
+    assert_eq!(t.ui.app.selected_run().unwrap().id, RUN_FAILED);
+    assert_eq!(t.ui.app.watch.run.as_deref(), Some(RUN_FAILED));
+    assert_eq!(
+        t.ui.app.pending_step,
+        Some((RUN_FAILED.to_string(), "ablate".to_string()))
+    );
+    t.data(DataMsg::Snapshot(Box::new(failed_run_snapshot())));
+    assert_eq!(t.ui.app.selected_step_name().as_deref(), Some("ablate"));
+    assert_eq!(t.ui.app.pending_step, None);
+
+    // Somebody else's job: said so, nothing moves.
+    let mut t = jobs_harness();
+    t.keys("j j j");
+    assert_eq!(t.ui.app.selected_job().unwrap().id, "5001");
+    t.keys("<Enter>");
+    assert_eq!(t.ui.app.focus, Pane::Jobs);
+    assert_eq!(
+        t.status(),
+        "job 5001 was not submitted by a run of this project"
+    );
+}
+
+#[test]
+fn the_finder_finds_jobs_by_their_run() {
+    let mut t = jobs_harness();
+    t.keys("1 <C-p>b3hv9p");
+    let Some(Overlay::Finder(f)) = &t.ui.app.overlay else {
+        panic!("no finder open");
+    };
+    // The run itself, and its job (its name and its link both name the run).
+    let found: Vec<(sortie::tui::finder::FinderKind, &str)> = f
+        .matches
+        .iter()
+        .map(|m| (f.items[m.item].kind, f.items[m.item].target.as_str()))
+        .collect();
+    use sortie::tui::finder::FinderKind;
+    assert!(found.contains(&(FinderKind::Run, RUN_FAILED)), "{found:?}");
+    let at = found
+        .iter()
+        .position(|x| *x == (FinderKind::Job, "4990"))
+        .unwrap_or_else(|| panic!("job 4990 not found: {found:?}"));
+    for _ in 0..at {
+        t.keys("<Down>");
+    }
+    t.keys("<Enter>");
+    assert_eq!(t.ui.app.focus, Pane::Jobs);
+    assert_eq!(t.ui.app.selected_job().unwrap().id, "4990");
 }
 
 #[test]

@@ -24,7 +24,7 @@ pub mod worker;
 pub use error::{IndexError, Result};
 pub use open::{BUSY_TIMEOUT, JOURNAL_ENV, Journal, is_network_fs};
 pub use query::PointsTail;
-pub use rows::{AttemptRow, MetricSummary, Point, RunRow, StepRow};
+pub use rows::{AttemptRow, JobLink, MetricSummary, Point, RunRow, StepRow};
 pub use schema::current_version as schema_version;
 pub use sync::SyncReport;
 

@@ -2,8 +2,8 @@
 
 use super::error::{IndexError, Result};
 use super::rows::{
-    ATTEMPT_COLUMNS, AttemptRow, MetricSummary, Point, RUN_COLUMNS, RunRow, STEP_COLUMNS, StepRow,
-    nan_if_null,
+    ATTEMPT_COLUMNS, AttemptRow, JobLink, MetricSummary, Point, RUN_COLUMNS, RunRow, STEP_COLUMNS,
+    StepRow, nan_if_null,
 };
 use super::{Index, retry_busy};
 use rusqlite::{OptionalExtension, Params, Row};
@@ -112,6 +112,23 @@ impl Index {
             &format!("SELECT {STEP_COLUMNS} FROM steps WHERE run = ?1 ORDER BY ord"),
             [run],
             StepRow::from_row,
+        )
+    }
+
+    /// Every Slurm job the index's runs submitted, sorted by job id (for a binary search), each with
+    /// the run and step instance it ran.
+    pub fn job_links(&self) -> Result<Vec<JobLink>> {
+        self.rows(
+            "listing Slurm jobs of runs",
+            "SELECT job_id, run, step FROM attempts WHERE job_id IS NOT NULL ORDER BY job_id",
+            [],
+            |r| {
+                Ok(JobLink {
+                    job: r.get(0)?,
+                    run: r.get(1)?,
+                    step: r.get(2)?,
+                })
+            },
         )
     }
 
@@ -325,6 +342,34 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use crate::index::test_support::*;
+
+    #[test]
+    fn job_links_name_each_jobs_run_and_step_sorted_by_job() {
+        let fx = Fixture::new();
+        let a = fx.new_run("ra", 1.0, &["prep", "train"]);
+        start_attempt(&a, 2.0, "prep", 2);
+        start_attempt(&a, 3.0, "train", 1);
+        let b = fx.new_run("rb", 1.0, &["prep"]);
+        start_attempt(&b, 2.0, "prep", 3);
+        let mut ix = fx.index(Journal::Wal);
+        ix.sync_run(&a).unwrap();
+        ix.sync_run(&b).unwrap();
+        let links: Vec<(String, String, String)> = ix
+            .job_links()
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.job, l.run, l.step))
+            .collect();
+        let own = |j: &str, r: &str, s: &str| (j.to_string(), r.to_string(), s.to_string());
+        assert_eq!(
+            links,
+            [
+                own("job1", "ra", "train"),
+                own("job2", "ra", "prep"),
+                own("job3", "rb", "prep")
+            ]
+        );
+    }
 
     /// What a live view does every few seconds (ingest a few lines, then read summaries, the new points
     /// and the steps) reuses compiled statements: none is compiled again for new bound values.

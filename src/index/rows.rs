@@ -64,6 +64,15 @@ pub struct AttemptRow {
     pub reason: Option<String>,
 }
 
+/// A Slurm job one of the index's runs submitted, and the step attempt it ran.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JobLink {
+    /// As Slurm shows it: `123`, or `123_4` for a task of an array job.
+    pub job: String,
+    pub run: String,
+    pub step: String,
+}
+
 /// One metric of one attempt. Non-finite values count; `min`/`max` skip NaN and are NaN only when every
 /// value was NaN.
 #[derive(Debug, Clone, Serialize, PartialEq)]

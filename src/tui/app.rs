@@ -133,6 +133,8 @@ pub struct App {
     /// The Slurm poller's latest view of the user's jobs (None without a cluster).
     pub jobs: Option<std::sync::Arc<crate::slurm::poller::JobsSnapshot>>,
     pub job_sel: usize,
+    /// A step to select in the DAG once its run's steps arrive: (run, step).
+    pub pending_step: Option<(String, String)>,
     pub job_sort: JobSort,
 }
 
@@ -216,6 +218,7 @@ impl App {
             user: crate::util::user(),
             jobs: None,
             job_sel: 0,
+            pending_step: None,
             job_sort: JobSort::default(),
         }
     }
@@ -321,7 +324,70 @@ impl App {
             self.dag_sel = p;
         }
         self.dag_sel = self.dag_sel.min(self.dag.len().saturating_sub(1));
+        self.select_pending_step();
         self.sync_watch()
+    }
+
+    /// Shows `run` in the Runs pane, with `step` under the DAG cursor (its matrix group expanded):
+    /// at once when the run's steps are here, else when they arrive.
+    pub fn show_step(&mut self, run: &str, step: Option<&str>) -> Vec<Effect> {
+        self.filter.clear();
+        let Some(p) = self.snapshot.runs.iter().position(|r| r.id == run) else {
+            self.set_status(format!("run {run} is not in this project's index"));
+            return Vec::new();
+        };
+        if self.run_sel != p {
+            self.run_sel = p;
+            self.dag_sel = 0;
+            self.expanded.clear();
+            self.rebuild_dag();
+        }
+        self.focus = Pane::Runs;
+        self.runs_focus = RunsFocus::Dag;
+        self.pending_step = step.map(|s| (run.to_string(), s.to_string()));
+        self.select_pending_step();
+        self.sync_watch()
+    }
+
+    fn select_pending_step(&mut self) {
+        let Some((run, step)) = self.pending_step.clone() else {
+            return;
+        };
+        if self.snapshot.run.as_deref() != Some(run.as_str()) {
+            return;
+        }
+        self.pending_step = None;
+        if let Some(s) = self.snapshot.steps.iter().find(|s| s.name == step)
+            && s.name != s.group
+        {
+            self.expanded.insert(s.group.clone());
+            self.rebuild_dag();
+        }
+        if let Some(p) = self.dag.iter().position(|r| self.row_name(r) == step) {
+            self.dag_sel = p;
+        }
+    }
+
+    /// Enter on a Slurm job: its run and step, when one of the project's runs submitted it.
+    fn show_job(&mut self) -> Vec<Effect> {
+        use super::data::{JobTarget, job_target};
+        let Some(id) = self.selected_job().map(|j| j.id.clone()) else {
+            return Vec::new();
+        };
+        let target = match job_target(&self.snapshot.job_links, &id) {
+            Some(JobTarget::Step(l)) => Some((l.run.clone(), Some(l.step.clone()))),
+            Some(JobTarget::Array { run, .. }) => Some((run.to_string(), None)),
+            None => None,
+        };
+        match target {
+            Some((run, step)) => self.show_step(&run, step.as_deref()),
+            None => {
+                self.set_status(format!(
+                    "job {id} was not submitted by a run of this project"
+                ));
+                Vec::new()
+            }
+        }
     }
 
     pub fn on_log(&mut self, tail: LogTail) {
@@ -486,7 +552,7 @@ impl App {
             }
             Action::Finder => {
                 self.overlay = Some(Overlay::Finder(super::finder::FinderState::new(
-                    super::finder::items(&self.snapshot),
+                    super::finder::items(&self.snapshot, self.jobs.as_deref()),
                 )));
             }
             Action::NextPane => self.focus = self.next_pane(1),
@@ -739,6 +805,7 @@ impl App {
                     None => Some(1.0),
                 };
             }
+            Pane::Jobs => return self.show_job(),
             _ => {}
         }
         Vec::new()
@@ -993,7 +1060,7 @@ impl App {
                     }
                     return Vec::new();
                 }
-                FinderKind::Metric => {}
+                FinderKind::Metric | FinderKind::Job => {}
             }
         }
         self.jump(item)
@@ -1031,6 +1098,14 @@ impl App {
                 self.metric_choice = Some(item.target.clone());
                 self.snapshot.metric = Some(item.target);
                 self.focus = Pane::Metrics;
+            }
+            FinderKind::Job => {
+                // The filter might hide it.
+                self.filter.clear();
+                if let Some(p) = self.sorted_jobs().iter().position(|j| j.id == item.target) {
+                    self.job_sel = p;
+                }
+                self.focus = Pane::Jobs;
             }
         }
         self.sync_watch()

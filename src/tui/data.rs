@@ -2,7 +2,7 @@
 //! a snapshot only when something it shows changed. The UI tells it what it is looking at through a
 //! [`Watch`]; SQLite and file reads never happen on the UI thread.
 
-use crate::index::{Index, Point, RunRow, StepRow};
+use crate::index::{Index, JobLink, Point, RunRow, StepRow};
 use crate::runlog::{Project, RunDir, lease};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -48,6 +48,37 @@ pub struct Snapshot {
     pub metric: Option<String>,
     pub series: Vec<SeriesData>,
     pub error: Option<String>,
+    /// The Slurm jobs of every run in the index, sorted by job id (see [`job_target`]).
+    pub job_links: Arc<Vec<JobLink>>,
+}
+
+/// What a Slurm job of the Jobs pane belongs to, if one of the project's runs submitted it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum JobTarget<'a> {
+    /// A job, or a started task of an array job: one step instance.
+    Step(&'a JobLink),
+    /// The pending rest of an array job (`123_[5-9%2]`): several instances of one run.
+    Array { run: &'a str, steps: usize },
+}
+
+/// Finds job `id` (as the Jobs pane shows it) among `links` (sorted by job id).
+pub fn job_target<'a>(links: &'a [JobLink], id: &str) -> Option<JobTarget<'a>> {
+    if let Ok(i) = links.binary_search_by(|l| l.job.as_str().cmp(id)) {
+        return Some(JobTarget::Step(&links[i]));
+    }
+    // A pending array's rest: every recorded task of that array, `123_0`, `123_1`, ….
+    let (base, _) = id.split_once("_[")?;
+    let prefix = format!("{base}_");
+    let from = links.partition_point(|l| l.job.as_str() < prefix.as_str());
+    let tasks: Vec<&JobLink> = links[from..]
+        .iter()
+        .take_while(|l| l.job.starts_with(&prefix))
+        .collect();
+    let first = tasks.first()?;
+    Some(JobTarget::Array {
+        run: &first.run,
+        steps: tasks.len(),
+    })
 }
 
 /// The tail of a step's log.
@@ -427,6 +458,7 @@ fn build(
     let Some(run) = run else { return snap };
     snap.engine_alive = engine_alive(&snap.runs, Some(&run));
     snap.steps = ix.steps(&run).unwrap_or_default();
+    snap.job_links = Arc::new(ix.job_links().unwrap_or_default());
     snap.run = Some(run);
     add_metrics(ix, watch, cache, &mut snap);
     snap
@@ -727,6 +759,40 @@ mod tests {
             gate.sync(&mut ix, &fx.project, &quick),
             Synced::Nothing
         ));
+    }
+
+    #[test]
+    fn jobs_find_their_run_and_step() {
+        let link = |job: &str, run: &str, step: &str| JobLink {
+            job: job.into(),
+            run: run.into(),
+            step: step.into(),
+        };
+        // Sorted by job id bytewise, as the index returns them (`1` sorts before `_`).
+        let links = vec![
+            link("4990", "b3hv9p", "ablate"),
+            link("5012", "k7mq2x", "train[seed=1]"),
+            link("50131", "zzzzzz", "other"),
+            link("5013_0", "k7mq2x", "train[seed=3]"),
+            link("5013_1", "k7mq2x", "train[seed=4]"),
+        ];
+        assert!(links.is_sorted());
+        assert_eq!(job_target(&links, "5012"), Some(JobTarget::Step(&links[1])));
+        assert_eq!(
+            job_target(&links, "5013_1"),
+            Some(JobTarget::Step(&links[4]))
+        );
+        // The pending rest of array 5013: its two recorded tasks, not job 50131.
+        assert_eq!(
+            job_target(&links, "5013_[2-5%2]"),
+            Some(JobTarget::Array {
+                run: "k7mq2x",
+                steps: 2
+            })
+        );
+        assert_eq!(job_target(&links, "501"), None);
+        assert_eq!(job_target(&links, "7000_[0-3]"), None);
+        assert_eq!(job_target(&[], "5012"), None);
     }
 
     #[test]

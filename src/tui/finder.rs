@@ -6,11 +6,13 @@ use nucleo::Matcher;
 use nucleo::Utf32Str;
 use nucleo::pattern::{CaseMatching, Normalization, Pattern};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FinderKind {
     Run,
     Step,
     Metric,
+    /// A Slurm job of the Jobs pane.
+    Job,
 }
 
 impl FinderKind {
@@ -19,6 +21,7 @@ impl FinderKind {
             FinderKind::Run => "run",
             FinderKind::Step => "step",
             FinderKind::Metric => "metric",
+            FinderKind::Job => "job",
         }
     }
 }
@@ -48,8 +51,12 @@ pub struct FinderState {
     scored_for: String,
 }
 
-/// The items the finder offers for a snapshot.
-pub fn items(snap: &Snapshot) -> Vec<FinderItem> {
+/// The items the finder offers: the runs, the selected run's steps and metrics, and the Slurm jobs
+/// (with the run and step they belong to, so a run id finds its jobs too).
+pub fn items(
+    snap: &Snapshot,
+    jobs: Option<&crate::slurm::poller::JobsSnapshot>,
+) -> Vec<FinderItem> {
     let mut v = Vec::new();
     for r in &snap.runs {
         v.push(FinderItem {
@@ -70,6 +77,18 @@ pub fn items(snap: &Snapshot) -> Vec<FinderItem> {
             kind: FinderKind::Metric,
             text: k.clone(),
             target: k.clone(),
+        });
+    }
+    for j in jobs.map(|j| j.jobs.as_slice()).unwrap_or_default() {
+        let link = match super::data::job_target(&snap.job_links, &j.id) {
+            Some(super::data::JobTarget::Step(l)) => format!(" {} {}", l.run, l.step),
+            Some(super::data::JobTarget::Array { run, .. }) => format!(" {run}"),
+            None => String::new(),
+        };
+        v.push(FinderItem {
+            kind: FinderKind::Job,
+            text: format!("{} {} {}{link}", j.id, j.name, j.state.code()),
+            target: j.id.clone(),
         });
     }
     v
