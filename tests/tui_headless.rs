@@ -253,8 +253,15 @@ fn snapshot() -> Snapshot {
 /// others, in every state class.
 fn jobs_snapshot() -> sortie::slurm::poller::JobsSnapshot {
     use sortie::slurm::model::{Job, JobState};
+    // As the decoders fill them: Slurm's numeric id, and the array fields of array records.
     let job = |id: &str, name: &str, state: JobState| Job {
         id: id.into(),
+        job_id_raw: id.split('_').next().and_then(|n| n.parse().ok()),
+        array_job_id: id.split_once('_').and_then(|(a, _)| a.parse().ok()),
+        array_task_id: id.split_once('_').and_then(|(_, t)| t.parse().ok()),
+        array_task_str: id
+            .split_once("_[")
+            .map(|(_, r)| r.trim_end_matches(']').to_string()),
         name: name.into(),
         partition: Some("gpu".into()),
         state,
@@ -711,6 +718,52 @@ fn jobs_pane_lists_jobs_with_their_runs_and_steps() {
         insta::assert_snapshot!(snap_name("jobs", w, h), s);
         insta::assert_debug_snapshot!(snap_name("jobs_styles", w, h), buf);
     }
+}
+
+/// A step the engine counts as running while its Slurm job still waits (here inside its array's
+/// pending record) shows as queued, with what it waits on; its group counts it apart.
+#[test]
+fn steps_whose_slurm_job_waits_in_the_queue_show_as_queued() {
+    let mut snap = snapshot();
+    assert_eq!(snap.steps[2].name, TRAIN[1]);
+    assert_eq!(snap.steps[4].name, TRAIN[3]);
+    snap.steps[2].job_id = Some("5012".into());
+    snap.steps[4].job_id = Some("5013_4".into());
+    let mut t = harness_with(false, Some(snap));
+    t.ui.app.cluster = true;
+    t.ui.handle(Msg::Jobs(Arc::new(jobs_snapshot())));
+    // The DAG, the train group expanded.
+    t.keys("<Enter> j <Enter>");
+    for (w, h) in SIZES {
+        let s = t.text(w, h);
+        let line = |needle: &str| {
+            s.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no line with {needle}:\n{s}"))
+                .to_string()
+        };
+        assert!(line("▶ train ").contains("▶1  ◦1"), "{s}");
+        // (the legend of the metrics pane names steps too, without the DAG's two spaces after)
+        let running = line("[model=gcn,seed=1]  ");
+        assert!(
+            running.contains("▶ [model=gcn,seed=1]  running"),
+            "{running}"
+        );
+        let waiting = line("[model=gat,seed=0]  ");
+        assert!(
+            // (the DAG column is 44 cells wide at both sizes)
+            waiting.contains("◦ [model=gat,seed=0]  queued · JobArr"),
+            "{waiting}"
+        );
+        assert!(!waiting.contains("running"), "{waiting}");
+    }
+    // Without the jobs (no cluster data yet) it is what the engine says.
+    let mut snap = snapshot();
+    snap.steps[4].job_id = Some("5013_4".into());
+    let mut t = harness_with(false, Some(snap));
+    t.keys("<Enter> j <Enter>");
+    let s = t.text(160, 48);
+    assert!(s.contains("▶ [model=gat,seed=0]  running"), "{s}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod cli_backend;
 pub mod decode;
 pub mod error;
+pub mod lookup;
 pub mod model;
 pub mod paths;
 pub mod poller;

@@ -132,6 +132,8 @@ pub struct App {
     pub user: String,
     /// The Slurm poller's latest view of the user's jobs (None without a cluster).
     pub jobs: Option<std::sync::Arc<crate::slurm::poller::JobsSnapshot>>,
+    /// Where each job of `jobs` is, by the ids steps recorded.
+    pub job_index: crate::slurm::lookup::JobIndex,
     pub job_sel: usize,
     /// A step to select in the DAG once its run's steps arrive: (run, step).
     pub pending_step: Option<(String, String)>,
@@ -217,6 +219,7 @@ impl App {
             config_warnings: Vec::new(),
             user: crate::util::user(),
             jobs: None,
+            job_index: Default::default(),
             job_sel: 0,
             pending_step: None,
             job_sort: JobSort::default(),
@@ -254,6 +257,25 @@ impl App {
             v.reverse();
         }
         v
+    }
+
+    /// The poller's latest view of the user's jobs. `same` says they are the jobs of the last view
+    /// (only the time they were read differs), which keeps the index.
+    pub fn set_jobs(
+        &mut self,
+        jobs: std::sync::Arc<crate::slurm::poller::JobsSnapshot>,
+        same: bool,
+    ) {
+        if !same {
+            self.job_index = crate::slurm::lookup::JobIndex::new(&jobs.jobs);
+        }
+        self.job_sel = self.job_sel.min(jobs.jobs.len().saturating_sub(1));
+        self.jobs = Some(jobs);
+    }
+
+    /// The Slurm job a step recorded (`123`, or `123_4` even while inside its array's pending record).
+    pub fn slurm_job(&self, id: &str) -> Option<&crate::slurm::model::Job> {
+        self.job_index.find(&self.jobs.as_ref()?.jobs, id)
     }
 
     pub fn selected_job(&self) -> Option<&crate::slurm::model::Job> {

@@ -123,7 +123,6 @@ impl Ui {
                 Vec::new()
             }
             Msg::Jobs(j) => {
-                let n = j.jobs.len();
                 // A poll that found what the last one did changes no text but the data's age, and
                 // that one the clock tick redraws when it reads differently.
                 let same = self.app.jobs.as_ref().is_some_and(|old| {
@@ -134,8 +133,7 @@ impl Ui {
                         && old.error == j.error
                         && format!("{:.1}", old.rpc_per_min) == format!("{:.1}", j.rpc_per_min)
                 });
-                self.app.jobs = Some(j);
-                self.app.job_sel = self.app.job_sel.min(n.saturating_sub(1));
+                self.app.set_jobs(j, same);
                 if same {
                     return false;
                 }

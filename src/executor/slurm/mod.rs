@@ -12,7 +12,7 @@ pub mod verdict;
 
 use super::{Finished, JobFacts, read_exit_file};
 use crate::pipeline::SlurmSettings;
-use crate::slurm::poller::{JobsSnapshot, Poller, PollerConfig, PollerHandle};
+use crate::slurm::poller::{Poller, PollerConfig, PollerHandle};
 use crate::slurm::{
     CliBackend, CliConfig, HistoryQuery, Job, JobQuery, JsonPolicy, SlurmBackend, SlurmError,
 };
@@ -233,44 +233,6 @@ impl Drop for SlurmExecutor {
     }
 }
 
-/// Whether an array task range like `5-9%2` or `1,3,6-7` holds `index`.
-fn range_holds(range: &str, index: u32) -> bool {
-    let range = range.split('%').next().unwrap_or("");
-    range.split(',').any(|part| match part.split_once('-') {
-        Some((a, b)) => match (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
-            (Ok(a), Ok(b)) => (a..=b).contains(&index),
-            _ => false,
-        },
-        None => part.trim().parse::<u32>() == Ok(index),
-    })
-}
-
-/// The record of job `id` (`123`, or an array element `123_4`, possibly still inside a pending
-/// `123_[4-9]` record) in a snapshot.
-fn find<'a>(snap: &'a JobsSnapshot, id: &str) -> Option<&'a Job> {
-    if let Some(j) = snap.jobs.iter().find(|j| j.id == id) {
-        return Some(j);
-    }
-    match id.split_once('_') {
-        Some((a, i)) => {
-            let (a, i) = (a.parse::<u64>().ok()?, i.parse::<u32>().ok()?);
-            snap.jobs.iter().find(|j| {
-                j.array_job_id == Some(a)
-                    && (j.array_task_id == Some(i)
-                        || j.array_task_str
-                            .as_deref()
-                            .is_some_and(|r| range_holds(r, i)))
-            })
-        }
-        None => {
-            let n = id.parse::<u64>().ok()?;
-            snap.jobs
-                .iter()
-                .find(|j| j.job_id_raw == Some(n) && j.array_task_id.is_none())
-        }
-    }
-}
-
 /// How often the sentinels are looked at: each is a `stat`, cheap, but not free on NFS.
 fn sentinel_interval(tracked: usize) -> Duration {
     if tracked <= 256 {
@@ -340,6 +302,7 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
         let mut st = lock(&shared.state);
         st.stale = if snap.stale { snap.error.clone() } else { None };
         let keys: Vec<(String, u32)> = st.tracked.keys().cloned().collect();
+        let index = crate::slurm::lookup::JobIndex::new(&snap.jobs);
         let mut notices = Vec::new();
         for key in keys {
             let Some(t) = st.tracked.get_mut(&key) else {
@@ -348,7 +311,7 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
             let sentinel = read_exit_file(&t.dir);
             // Only a poll made after the submission can say the job is unknown.
             let fresh = snap.fetched.is_some_and(|f| f > t.since);
-            let job = find(&snap, &t.job_id);
+            let job = index.find(&snap.jobs, &t.job_id);
             let seen = match job {
                 // A final state is final, even before accounting confirmed it.
                 Some(j) if j.is_finished() => Seen::Ended(j),
@@ -444,57 +407,5 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
                 st.notices.push(msg);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::slurm::JobState;
-
-    #[test]
-    fn array_ranges() {
-        assert!(range_holds("5-9%2", 5));
-        assert!(range_holds("5-9%2", 9));
-        assert!(!range_holds("5-9%2", 10));
-        assert!(range_holds("1,3,6-7", 3));
-        assert!(!range_holds("1,3,6-7", 4));
-        assert!(!range_holds("", 0));
-    }
-
-    #[test]
-    fn finds_elements_inside_pending_array_records() {
-        let snap = JobsSnapshot {
-            jobs: vec![
-                Job {
-                    id: "10_[2-5%2]".into(),
-                    job_id_raw: Some(10),
-                    array_job_id: Some(10),
-                    array_task_str: Some("2-5%2".into()),
-                    state: JobState::Pending,
-                    ..Job::default()
-                },
-                Job {
-                    id: "10_1".into(),
-                    job_id_raw: Some(12),
-                    array_job_id: Some(10),
-                    array_task_id: Some(1),
-                    state: JobState::Running,
-                    ..Job::default()
-                },
-                Job {
-                    id: "11".into(),
-                    job_id_raw: Some(11),
-                    state: JobState::Completed,
-                    ..Job::default()
-                },
-            ],
-            ..JobsSnapshot::default()
-        };
-        assert_eq!(find(&snap, "10_1").unwrap().id, "10_1");
-        assert_eq!(find(&snap, "10_4").unwrap().id, "10_[2-5%2]");
-        assert!(find(&snap, "10_6").is_none());
-        assert_eq!(find(&snap, "11").unwrap().id, "11");
-        assert!(find(&snap, "12").is_none());
     }
 }

@@ -4,6 +4,7 @@
 use super::ViewCtx;
 use crate::index::StepRow;
 use crate::runlog::StepState;
+use crate::slurm::model::{Job, StateClass};
 use crate::tui::app::{App, DagRow, RunsFocus};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
@@ -123,6 +124,34 @@ fn group_state(members: &[&StepRow]) -> StepState {
         .unwrap_or(StepState::Pending)
 }
 
+/// A step the engine counts as running while its Slurm job still waits in the queue: that job.
+fn waiting_in_slurm<'a>(s: &StepRow, app: &'a App) -> Option<&'a Job> {
+    if s.state != StepState::Running {
+        return None;
+    }
+    let j = app.slurm_job(s.job_id.as_deref()?)?;
+    (j.state.class() == StateClass::Queued).then_some(j)
+}
+
+/// A step's glyph, state word and its style key, and how long it has run: a step whose Slurm job is
+/// still pending shows as queued, with what it waits on, and no running time (there is none yet).
+fn shown_state(s: &StepRow, app: &App, now: f64) -> (char, String, String, String) {
+    match waiting_in_slurm(s, app) {
+        Some(j) => (
+            StepState::Queued.glyph(),
+            format!("queued · {}", j.reason.as_deref().unwrap_or("in Slurm")),
+            "state.queued".to_string(),
+            String::new(),
+        ),
+        None => (
+            s.state.glyph(),
+            s.state.to_string(),
+            format!("state.{}", s.state.as_str()),
+            elapsed(s, now),
+        ),
+    }
+}
+
 fn elapsed(s: &StepRow, now: f64) -> String {
     match (s.started, s.ended) {
         (Some(b), Some(e)) => crate::util::human_duration(e - b),
@@ -157,7 +186,12 @@ fn dag(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
                 ];
                 if *matrix {
                     let done = ms.iter().filter(|m| m.state.is_done_ok()).count();
-                    let running = ms.iter().filter(|m| m.state == StepState::Running).count();
+                    let waiting = ms
+                        .iter()
+                        .filter(|m| waiting_in_slurm(m, app).is_some())
+                        .count();
+                    let running =
+                        ms.iter().filter(|m| m.state == StepState::Running).count() - waiting;
                     let failed = ms.iter().filter(|m| m.state == StepState::Failed).count();
                     spans.push(Span::styled(
                         format!(" {} {done}/{}", bar(done, ms.len(), 6), ms.len()),
@@ -167,6 +201,12 @@ fn dag(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
                         spans.push(Span::styled(
                             format!("  ▶{running}"),
                             ctx.style("state.running"),
+                        ));
+                    }
+                    if waiting > 0 {
+                        spans.push(Span::styled(
+                            format!("  {}{waiting}", StepState::Queued.glyph()),
+                            ctx.style("state.queued"),
                         ));
                     }
                     if failed > 0 {
@@ -180,11 +220,13 @@ fn dag(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
                         ctx.style("text.dim"),
                     ));
                 } else if let Some(m) = ms.first() {
-                    spans.push(Span::styled(format!("  {}", m.state), style));
-                    spans.push(Span::styled(
-                        format!("  {}", elapsed(m, now)),
-                        ctx.style("text.dim"),
-                    ));
+                    let (glyph, word, key, time) = shown_state(m, app, now);
+                    if key != format!("state.{}", st.as_str()) {
+                        // The group's glyph said running: say queued instead.
+                        spans[1] = Span::styled(format!("{glyph} "), ctx.style(&key));
+                    }
+                    spans.push(Span::styled(format!("  {word}"), ctx.style(&key)));
+                    spans.push(Span::styled(format!("  {time}"), ctx.style("text.dim")));
                     if let Some(j) = &m.job_id {
                         spans.push(Span::styled(format!("  job {j}"), ctx.style("text.dim")));
                     }
@@ -199,14 +241,15 @@ fn dag(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
             }
             DagRow::Instance { step, depth } => {
                 let Some(s) = steps.get(*step) else { continue };
-                let style = ctx.style(&format!("state.{}", s.state.as_str()));
+                let (glyph, word, key, time) = shown_state(s, app, now);
+                let style = ctx.style(&key);
                 let label = s.name.strip_prefix(&s.group).unwrap_or(&s.name);
                 let mut spans = vec![
                     Span::raw(format!("{}    ", "   ".repeat(*depth))),
-                    Span::styled(format!("{} ", s.state.glyph()), style),
+                    Span::styled(format!("{glyph} "), style),
                     Span::styled(label.to_string(), ctx.style("text")),
-                    Span::styled(format!("  {}", s.state), style),
-                    Span::styled(format!("  {}", elapsed(s, now)), ctx.style("text.dim")),
+                    Span::styled(format!("  {word}"), style),
+                    Span::styled(format!("  {time}"), ctx.style("text.dim")),
                 ];
                 if s.attempts > 1 {
                     spans.push(Span::styled(
