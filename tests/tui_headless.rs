@@ -1646,6 +1646,11 @@ fn the_clock_signature_changes_with_what_the_clock_changes_on_screen() {
         st.started = Some(now - secs);
         t.ui.clock_signature()
     };
+    // In a collapsed matrix group the instance's time is not on screen.
+    let (a, b) = (running(&mut t, 5.2), running(&mut t, 7.2));
+    assert_eq!(a, b);
+    // Expanded, it is.
+    t.keys("<Enter> j <Enter>");
     let (a, b) = (running(&mut t, 5.2), running(&mut t, 7.2));
     assert_ne!(a, b);
     assert_eq!(running(&mut t, 61.0), running(&mut t, 65.0));

@@ -177,11 +177,25 @@ impl Ui {
             sig.push_str(&view::running_for(now - r.created));
             sig.push('|');
         }
-        for st in &self.app.snapshot.steps {
-            if st.state == crate::runlog::StepState::Running
-                && let (Some(b), None) = (st.started, st.ended)
+        // Only the DAG rows that show a step's time: an instance, or a group of one step (a collapsed
+        // matrix shows counts, and its instances' minutes ticking over would redraw for nothing).
+        for row in &self.app.dag {
+            let step = match row {
+                app::DagRow::Instance { step, .. } => *step,
+                app::DagRow::Group {
+                    members,
+                    matrix: false,
+                    ..
+                } => match members.first() {
+                    Some(&m) => m,
+                    None => continue,
+                },
+                app::DagRow::Group { .. } => continue,
+            };
+            if let Some(st) = self.app.snapshot.steps.get(step)
+                && st.state == crate::runlog::StepState::Running
             {
-                sig.push_str(&view::running_for(now - b));
+                sig.push_str(&view::step_time(st, &self.app, now));
                 sig.push('|');
             }
         }

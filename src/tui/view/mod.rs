@@ -7,6 +7,8 @@ mod metrics;
 mod overlay;
 mod runs;
 
+pub use runs::step_time;
+
 use super::action::Pane;
 use super::app::App;
 use super::config::{Keymap, Theme};

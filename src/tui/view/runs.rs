@@ -152,6 +152,11 @@ fn shown_state(s: &StepRow, app: &App, now: f64) -> (char, String, String, Strin
     }
 }
 
+/// The time a DAG row shows for a step (empty while its Slurm job waits in the queue).
+pub fn step_time(s: &StepRow, app: &App, now: f64) -> String {
+    shown_state(s, app, now).3
+}
+
 fn elapsed(s: &StepRow, now: f64) -> String {
     match (s.started, s.ended) {
         (Some(b), Some(e)) => crate::util::human_duration(e - b),
