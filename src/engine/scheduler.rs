@@ -589,7 +589,14 @@ impl Engine {
     async fn schedule(&mut self) -> Result<()> {
         let now = Instant::now();
         let mut for_slurm: Vec<(usize, Vec<String>)> = Vec::new();
-        let mut queued = self.slurm.as_ref().map_or(0, |s| s.in_flight());
+        // This run's jobs in Slurm as the log knows them: submitted, their end not recorded yet. (The
+        // monitor forgets a job the moment it sees it end, before the engine has recorded that end:
+        // counting its list would let a submission into the log ahead of the end that made room.)
+        let mut queued = self
+            .slots
+            .iter()
+            .filter(|s| s.on_slurm && s.running.is_some())
+            .count();
         for i in 0..self.slots.len() {
             if !matches!(self.slots[i].state, StepState::Pending | StepState::Queued) {
                 continue;

@@ -161,11 +161,6 @@ impl SlurmExecutor {
         self.shared.wake.notify_all();
     }
 
-    /// Jobs of this run that Slurm holds for it now.
-    pub fn in_flight(&self) -> usize {
-        lock(&self.shared.state).tracked.len()
-    }
-
     /// Messages for the user (jobs that will never start, failed cancels), each once.
     pub fn take_notices(&self) -> Vec<String> {
         std::mem::take(&mut lock(&self.shared.state).notices)
