@@ -988,6 +988,56 @@ run = "printf '%s' \"$SORTIE_NEEDS\" > needs-c.json"
     );
 }
 
+/// The engine counts a submitted step as running; `sortie status` asks Slurm (one `squeue`) and shows
+/// the steps whose jobs still wait in the queue as queued, with why.
+#[test]
+fn status_shows_steps_still_waiting_in_the_queue_as_queued() {
+    if !cluster() {
+        return;
+    }
+    let _lock = shared();
+    let sp = SlurmProject::new(&chain_pipeline("waits", 6));
+    let run = sp.run_detached();
+    // c waits on b, which waits on a: its job sits in the queue for two of the steps' sleeps.
+    let st = wait_for(
+        "step c to be submitted",
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        || {
+            let st = sp.status(&run);
+            (!step_of(&st, "c")["slurm"].is_null()).then_some(st)
+        },
+    );
+    let c = step_of(&st, "c");
+    assert_eq!(
+        c["state"], "running",
+        "the log's state stays as recorded: {c}"
+    );
+    assert_eq!(c["slurm"]["state"], "PENDING", "{c}");
+    assert_eq!(c["slurm"]["reason"], "Dependency", "{c}");
+    assert!(st["slurm_error"].is_null(), "{st}");
+    let out = sp.sortie(&["status", &run], &[], Duration::from_secs(60));
+    out.ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(" c "))
+        .unwrap_or_else(|| panic!("no line for c:\n{}", out.stdout));
+    assert!(line.contains("queued"), "{line}");
+    assert!(line.contains("(waiting in Slurm: Dependency)"), "{line}");
+    assert!(
+        line.contains(&format!("job {}", job_id_of(&st, "c"))),
+        "{line}"
+    );
+    // And the run ends as usual.
+    let end = wait_for("the run to end", RUN_LIMIT, Duration::from_secs(1), || {
+        let st = sp.status(&run);
+        (st["state"] != "running").then_some(st)
+    });
+    assert_eq!(end["state"], "succeeded", "{end}");
+    assert!(step_of(&end, "c")["slurm"].is_null(), "{end}");
+}
+
 fn chain_pipeline(name: &str, sleep: u32) -> String {
     format!(
         r#"[pipeline]

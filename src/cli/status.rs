@@ -56,13 +56,76 @@ fn engine_text(run: &RunRow) -> String {
     }
 }
 
-fn step_json(s: &StepRow) -> serde_json::Value {
+fn step_json(s: &StepRow, slurm: &Slurm) -> serde_json::Value {
+    let job = slurm.job(s);
     json!({
         "name": s.name, "step": s.group, "params": s.params, "state": s.state,
         "attempts": s.attempts, "exit_code": s.exit_code, "signal": s.signal,
         "reason": s.reason, "started": s.started, "ended": s.ended,
         "dir": s.dir, "job_id": s.job_id,
+        "slurm": job.map(|j| json!({ "state": j.state.name(), "reason": j.reason })),
     })
+}
+
+/// What Slurm says of the steps the log counts as running (submitted jobs may still wait in the
+/// queue): one `squeue` for all of them, only when there are some and Slurm is here.
+#[derive(Default)]
+struct Slurm {
+    jobs: Vec<crate::slurm::model::Job>,
+    index: crate::slurm::lookup::JobIndex,
+    /// Why Slurm could not be asked, if it could not.
+    error: Option<String>,
+}
+
+impl Slurm {
+    fn ask(steps: &[StepRow]) -> Slurm {
+        use crate::slurm::backend::{JobQuery, SlurmBackend};
+        use crate::slurm::cli_backend::{CliBackend, CliConfig, JsonPolicy};
+        // Array tasks are asked for by their array (a pending task is inside its array's record).
+        let mut ids: Vec<String> = steps
+            .iter()
+            .filter(|s| s.state == StepState::Running)
+            .filter_map(|s| s.job_id.as_deref())
+            .map(|id| id.split('_').next().unwrap_or(id).to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() || !crate::util::on_path("squeue") {
+            return Slurm::default();
+        }
+        let backend = CliBackend::new(CliConfig {
+            json: JsonPolicy::Never,
+            ..CliConfig::default()
+        });
+        match backend.jobs(&JobQuery {
+            ids,
+            ..Default::default()
+        }) {
+            Ok(jobs) => Slurm {
+                index: crate::slurm::lookup::JobIndex::new(&jobs),
+                jobs,
+                error: None,
+            },
+            Err(e) => Slurm {
+                error: Some(e.to_string()),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The Slurm job of a step the log counts as running.
+    fn job(&self, s: &StepRow) -> Option<&crate::slurm::model::Job> {
+        if s.state != StepState::Running {
+            return None;
+        }
+        self.index.find(&self.jobs, s.job_id.as_deref()?)
+    }
+
+    /// The job of a running step that still waits in the queue.
+    fn waiting(&self, s: &StepRow) -> Option<&crate::slurm::model::Job> {
+        self.job(s)
+            .filter(|j| j.state.class() == crate::slurm::model::StateClass::Queued)
+    }
 }
 
 /// Steps of a run nobody drives can have ended since the log last said so (Slurm runs the DAG with
@@ -129,6 +192,7 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
             run.id
         )
     });
+    let slurm = Slurm::ask(&steps);
     if a.json {
         let out = json!({
             "run": run.id, "state": run.state, "pipeline": run.pipeline, "file": run.file,
@@ -136,7 +200,8 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
             "engine": engine_json(&run),
             "recorded_state": recorded,
             "unrecorded_ends": unrecorded,
-            "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
+            "slurm_error": slurm.error,
+            "steps": steps.iter().map(|s| step_json(s, &slurm)).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(EXIT_OK);
@@ -155,6 +220,9 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
     if let Some(h) = &hint {
         println!("  {h}");
     }
+    if let Some(e) = &slurm.error {
+        println!("  (Slurm could not be asked which jobs still wait: {e})");
+    }
     let width = steps
         .iter()
         .map(|s| s.name.chars().count())
@@ -162,8 +230,11 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
         .unwrap_or(4)
         .min(60);
     for s in &steps {
+        let waiting = slurm.waiting(s);
         let took = match (s.started, s.ended) {
             (Some(b), Some(e)) => duration(e - b),
+            // A job still in the queue has not run yet.
+            (Some(_), None) if waiting.is_some() => String::new(),
             (Some(b), None) => duration(crate::util::now() - b),
             _ => String::new(),
         };
@@ -172,18 +243,29 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
             1 => "1 attempt".into(),
             n => format!("{n} attempts"),
         };
-        let reason = s
+        let mut reason = s
             .reason
             .as_deref()
             .map(|r| format!("  ({r})"))
             .unwrap_or_default();
+        let (glyph, state) = match waiting {
+            Some(j) => {
+                reason = format!(
+                    "  (waiting in Slurm: {})",
+                    j.reason.as_deref().unwrap_or("pending")
+                );
+                (StepState::Queued.glyph(), StepState::Queued.as_str())
+            }
+            None => (s.state.glyph(), s.state.as_str()),
+        };
+        let job = s
+            .job_id
+            .as_deref()
+            .map(|j| format!("  job {j}"))
+            .unwrap_or_default();
         println!(
-            "  {} {:<9} {:<width$}  {:>10}  {:>8}{reason}",
-            s.state.glyph(),
-            s.state.as_str(),
-            s.name,
-            tries,
-            took,
+            "  {glyph} {state:<9} {:<width$}  {:>10}  {:>8}{job}{reason}",
+            s.name, tries, took,
         );
     }
     Ok(EXIT_OK)

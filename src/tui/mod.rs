@@ -328,7 +328,7 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
     };
     let config = config::Config::load(&overrides);
     let (mut ui, rx) = Ui::headless(config, opts.read_only);
-    ui.app.cluster = which("squeue");
+    ui.app.cluster = crate::util::on_path("squeue");
     if ui.app.cluster {
         ui.slurm = Some(start_slurm(&ui.config.settings, ui.tx.clone()));
     }
@@ -487,10 +487,4 @@ fn install_crash_log() {
         }
         previous(info);
     }));
-}
-
-/// Whether a program is on PATH.
-fn which(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
