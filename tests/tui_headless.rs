@@ -727,11 +727,18 @@ fn steps_whose_slurm_job_waits_in_the_queue_show_as_queued() {
     let mut snap = snapshot();
     assert_eq!(snap.steps[2].name, TRAIN[1]);
     assert_eq!(snap.steps[4].name, TRAIN[3]);
+    let now = sortie::util::now();
     snap.steps[2].job_id = Some("5012".into());
+    // Submitted an hour ago, started two minutes ago: it has run for two minutes.
+    snap.steps[2].started = Some(now - 3600.0);
     snap.steps[4].job_id = Some("5013_4".into());
+    snap.steps[4].started = Some(now - 3600.0);
     let mut t = harness_with(false, Some(snap));
     t.ui.app.cluster = true;
-    t.ui.handle(Msg::Jobs(Arc::new(jobs_snapshot())));
+    let mut jobs = jobs_snapshot();
+    assert_eq!(jobs.jobs[0].id, "5012");
+    jobs.jobs[0].start = Some(now as i64 - 125);
+    t.ui.handle(Msg::Jobs(Arc::new(jobs)));
     // The DAG, the train group expanded.
     t.keys("<Enter> j <Enter>");
     for (w, h) in SIZES {
@@ -746,7 +753,7 @@ fn steps_whose_slurm_job_waits_in_the_queue_show_as_queued() {
         // (the legend of the metrics pane names steps too, without the DAG's two spaces after)
         let running = line("[model=gcn,seed=1]  ");
         assert!(
-            running.contains("▶ [model=gcn,seed=1]  running"),
+            running.contains("▶ [model=gcn,seed=1]  running  2m  "),
             "{running}"
         );
         let waiting = line("[model=gat,seed=0]  ");
@@ -756,6 +763,10 @@ fn steps_whose_slurm_job_waits_in_the_queue_show_as_queued() {
             "{waiting}"
         );
         assert!(!waiting.contains("running"), "{waiting}");
+        assert!(
+            !waiting.contains("1h"),
+            "no running time while queued: {waiting}"
+        );
     }
     // Without the jobs (no cluster data yet) it is what the engine says.
     let mut snap = snapshot();

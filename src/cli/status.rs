@@ -233,9 +233,12 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
         let waiting = slurm.waiting(s);
         let took = match (s.started, s.ended) {
             (Some(b), Some(e)) => duration(e - b),
-            // A job still in the queue has not run yet.
+            // A job still in the queue has not run yet; a running one has since its start.
             (Some(_), None) if waiting.is_some() => String::new(),
-            (Some(b), None) => duration(crate::util::now() - b),
+            (Some(b), None) => {
+                let start = slurm.job(s).and_then(|j| j.start).map_or(b, |t| t as f64);
+                duration(crate::util::now() - start)
+            }
             _ => String::new(),
         };
         let tries = match s.attempts {

@@ -134,7 +134,8 @@ fn waiting_in_slurm<'a>(s: &StepRow, app: &'a App) -> Option<&'a Job> {
 }
 
 /// A step's glyph, state word and its style key, and how long it has run: a step whose Slurm job is
-/// still pending shows as queued, with what it waits on, and no running time (there is none yet).
+/// still pending shows as queued, with what it waits on, and no running time (there is none yet); a
+/// running one counts from its job's start.
 fn shown_state(s: &StepRow, app: &App, now: f64) -> (char, String, String, String) {
     match waiting_in_slurm(s, app) {
         Some(j) => (
@@ -143,12 +144,24 @@ fn shown_state(s: &StepRow, app: &App, now: f64) -> (char, String, String, Strin
             "state.queued".to_string(),
             String::new(),
         ),
-        None => (
-            s.state.glyph(),
-            s.state.to_string(),
-            format!("state.{}", s.state.as_str()),
-            elapsed(s, now),
-        ),
+        None => {
+            // A running Slurm step has run since its job started, not since it was submitted.
+            let started = s
+                .job_id
+                .as_deref()
+                .and_then(|id| app.slurm_job(id))
+                .and_then(|j| j.start);
+            let time = match started {
+                Some(t) if s.state == StepState::Running => super::running_for(now - t as f64),
+                _ => elapsed(s, now),
+            };
+            (
+                s.state.glyph(),
+                s.state.to_string(),
+                format!("state.{}", s.state.as_str()),
+                time,
+            )
+        }
     }
 }
 
