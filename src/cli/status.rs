@@ -93,8 +93,10 @@ impl Slurm {
         if ids.is_empty() || !crate::util::on_path("squeue") {
             return Slurm::default();
         }
+        // An extra for a status: a hung controller may delay it a little, not the usual 30 s.
         let backend = CliBackend::new(CliConfig {
             json: JsonPolicy::Never,
+            timeout: std::time::Duration::from_secs(10),
             ..CliConfig::default()
         });
         match backend.jobs(&JobQuery {
