@@ -16,8 +16,8 @@
 mod common;
 
 use common::{
-    Out, Project, SLURM_ENV_FILE, alive, cluster, cmdline, env_file, kill_pid, required,
-    run_with_deadline, step_of,
+    Out, Project, SLURM_ENV_FILE, alive, cluster, cmdline, env_file, kill_pid, poll_until,
+    required, run_with_deadline, step_of,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,27 +68,6 @@ fn output(program: &str, args: &[&str]) -> String {
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Polls `f` every `every` until it gives a value; fails with `what` (and `detail()`) after `limit`.
-#[track_caller]
-fn wait_for<T>(
-    what: &str,
-    limit: Duration,
-    every: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(every);
-    }
 }
 
 /// One accounting row (`sacct -X`) of a job of a run.
@@ -636,7 +615,7 @@ echo fine > flaky.txt
 
 /// Waits until accounting has both of flaky's jobs in a final state.
 fn flaky_rows(sp: &SlurmProject, run: &str) -> Vec<Row> {
-    wait_for(
+    poll_until(
         "flaky's two jobs in sacct",
         Duration::from_secs(60),
         Duration::from_secs(2),
@@ -736,7 +715,7 @@ fn the_dependent_of_a_retried_step_runs_once_after_the_retry() {
     // Only one of after's jobs ran (the one status shows); any other was cancelled before it started.
     flaky_rows(&sp, &run);
     let after_job = job_id_of(&st, "after");
-    let rows = wait_for(
+    let rows = poll_until(
         "after's job in sacct",
         Duration::from_secs(60),
         Duration::from_secs(2),
@@ -819,7 +798,7 @@ run = "echo b > b.txt"
     assert!(read(&dirs[0].join("stderr.log")).contains("broken"));
 
     // Accounting: a FAILED 4:0; b's job (if one was queued) was cancelled before it started.
-    let rows = wait_for(
+    let rows = poll_until(
         "a's job and b's cancelled job in sacct",
         Duration::from_secs(60),
         Duration::from_secs(2),
@@ -999,7 +978,7 @@ fn status_shows_steps_still_waiting_in_the_queue_as_queued() {
     let sp = SlurmProject::new(&chain_pipeline("waits", 6));
     let run = sp.run_detached();
     // c waits on b, which waits on a: its job sits in the queue for two of the steps' sleeps.
-    let st = wait_for(
+    let st = poll_until(
         "step c to be submitted",
         Duration::from_secs(60),
         Duration::from_millis(300),
@@ -1030,7 +1009,7 @@ fn status_shows_steps_still_waiting_in_the_queue_as_queued() {
         "{line}"
     );
     // And the run ends as usual.
-    let end = wait_for("the run to end", RUN_LIMIT, Duration::from_secs(1), || {
+    let end = poll_until("the run to end", RUN_LIMIT, Duration::from_secs(1), || {
         let st = sp.status(&run);
         (st["state"] != "running").then_some(st)
     });
@@ -1074,7 +1053,7 @@ fn a_detached_run_finishes_on_the_cluster_after_every_sortie_process_is_killed()
     let run_dir = sp.run_dir(&run);
 
     // Every step is submitted up front (dependents with afterok).
-    wait_for(
+    poll_until(
         "all three jobs to be submitted",
         RUN_LIMIT,
         Duration::from_millis(200),
@@ -1108,7 +1087,7 @@ fn a_detached_run_finishes_on_the_cluster_after_every_sortie_process_is_killed()
     for &pid in &pids {
         kill_pid(pid);
     }
-    wait_for(
+    poll_until(
         "the run's sortie processes to die",
         Duration::from_secs(10),
         Duration::from_millis(100),
@@ -1223,7 +1202,7 @@ run = "cat a.txt > b.txt"
         "job_submitted for {step} was written before the fault"
     );
     // a was submitted before the fault in both cases; accounting may lag a moment behind sbatch.
-    let before = wait_for(
+    let before = poll_until(
         "a's job in sacct",
         Duration::from_secs(60),
         Duration::from_secs(1),
@@ -1321,7 +1300,7 @@ impl Controller {
             nix::sys::signal::Signal::SIGTERM,
         )
         .expect("SIGTERM slurmctld");
-        wait_for(
+        poll_until(
             "slurmctld to exit",
             Duration::from_secs(30),
             Duration::from_millis(200),
@@ -1392,13 +1371,13 @@ run = "sleep 2; cat long.txt > next.txt"
     let mut ctld = Controller { stopped: false };
 
     // Wait for the first job to run.
-    let run = wait_for(
+    let run = poll_until(
         "the run directory",
         Duration::from_secs(60),
         Duration::from_millis(200),
         || sp.p.run_ids().into_iter().next(),
     );
-    let long_id = wait_for(
+    let long_id = poll_until(
         "long's job to run",
         RUN_LIMIT,
         Duration::from_secs(1),
@@ -1523,7 +1502,7 @@ run = "cat x.txt > y{{k}}.txt"
     };
     let rest_env = [("SORTIE_SLURM_BACKEND", "rest"), ("SLURM_REST_URL", &url)];
     // Accounting lags a little behind the end of the run; both must agree once it has caught up.
-    let (cli, rest) = wait_for(
+    let (cli, rest) = poll_until(
         "both backends to list the run's jobs",
         Duration::from_secs(60),
         Duration::from_secs(2),
@@ -1608,7 +1587,7 @@ fn rerun_with_downstream_resubmits_every_step_below() {
         Duration::from_secs(60),
     );
     out.ok();
-    let st = wait_for(
+    let st = poll_until(
         "the re-run to finish",
         RUN_LIMIT,
         Duration::from_secs(1),

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{SLURM_ENV_FILE, cluster, env_file, required};
+use common::{SLURM_ENV_FILE, cluster, env_file, poll_until, required};
 use serde_json::Value;
 use sortie::slurm::poller::{Poller, PollerConfig};
 use sortie::slurm::{
@@ -83,23 +83,6 @@ fn find<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
     list.as_array()?.iter().find(|j| j["id"] == id)
 }
 
-/// Polls `f` every `every` until it gives a value.
-fn wait_for<T>(
-    what: &str,
-    limit: Duration,
-    every: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(every);
-    }
-}
-
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().expect(program);
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -171,7 +154,7 @@ fn jobs_json_lists_a_queued_job_and_then_its_history() {
     );
     assert!(job["exit_code"].is_null(), "{job}");
 
-    wait_for(
+    poll_until(
         "both jobs to end",
         Duration::from_secs(150),
         Duration::from_secs(2),
@@ -183,7 +166,7 @@ fn jobs_json_lists_a_queued_job_and_then_its_history() {
         },
     );
     // Accounting lags the controller by a moment.
-    let (good, failed) = wait_for(
+    let (good, failed) = poll_until(
         "the jobs in accounting",
         Duration::from_secs(60),
         Duration::from_secs(3),
@@ -275,7 +258,7 @@ fn hold_release_requeue_and_cancel_change_states() {
     assert!(!reason.starts_with("JobHeld"), "{reason}");
 
     // Requeue works on a job that ran: wait for the quick one to finish.
-    wait_for(
+    poll_until(
         "the quick job to complete",
         Duration::from_secs(120),
         Duration::from_secs(2),
@@ -285,7 +268,7 @@ fn hold_release_requeue_and_cancel_change_states() {
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     assert_eq!(text(&out).0.trim(), format!("requeued job {quick}"));
     assert_eq!(squeue(&quick).unwrap().0, "PENDING");
-    wait_for(
+    poll_until(
         "the requeue in accounting",
         Duration::from_secs(30),
         Duration::from_secs(1),
@@ -305,7 +288,7 @@ fn hold_release_requeue_and_cancel_change_states() {
         "{stdout}"
     );
     for id in [&queued, &quick] {
-        wait_for(
+        poll_until(
             "the cancel in squeue and sacct",
             Duration::from_secs(30),
             Duration::from_secs(1),

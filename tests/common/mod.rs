@@ -119,7 +119,18 @@ pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Out {
 
 /// Polls `f` every 50 ms until it returns `Some`, failing the test with `what` after `limit`.
 #[track_caller]
-pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(what, limit, Duration::from_millis(50), f)
+}
+
+/// Polls `f` every `every` until it returns `Some`, failing the test with `what` after `limit`.
+#[track_caller]
+pub fn poll_until<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -128,7 +139,7 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
         if start.elapsed() > limit {
             panic!("timed out after {limit:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
 }
 
