@@ -235,8 +235,10 @@ fn snapshot() -> Snapshot {
             [
                 ("4990", RUN_FAILED, "ablate"),
                 ("5012", RUN_LIVE, TRAIN[1]),
+                // Array 5013: task 0 started, tasks 2-5 pending (4 and 5 not recorded here).
                 ("5013_0", RUN_LIVE, TRAIN[3]),
-                ("5013_1", RUN_LIVE, TRAIN[4]),
+                ("5013_2", RUN_LIVE, TRAIN[4]),
+                ("5013_3", RUN_LIVE, TRAIN[5]),
             ]
             .map(|(job, run, step)| JobLink {
                 job: job.into(),

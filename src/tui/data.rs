@@ -57,7 +57,7 @@ pub struct Snapshot {
 pub enum JobTarget<'a> {
     /// A job, or a started task of an array job: one step instance.
     Step(&'a JobLink),
-    /// The pending rest of an array job (`123_[5-9%2]`): several instances of one run.
+    /// The pending rest of an array job (`123_[5-9%2]`): the instances of one run it holds.
     Array { run: &'a str, steps: usize },
 }
 
@@ -66,13 +66,20 @@ pub fn job_target<'a>(links: &'a [JobLink], id: &str) -> Option<JobTarget<'a>> {
     if let Ok(i) = links.binary_search_by(|l| l.job.as_str().cmp(id)) {
         return Some(JobTarget::Step(&links[i]));
     }
-    // A pending array's rest: every recorded task of that array, `123_0`, `123_1`, ….
-    let (base, _) = id.split_once("_[")?;
+    // A pending array's rest: the recorded tasks of that array (`123_5`, `123_6`, …) in its range
+    // (the started ones have records of their own).
+    let (base, range) = id.split_once("_[")?;
+    let range = range.strip_suffix(']')?;
     let prefix = format!("{base}_");
     let from = links.partition_point(|l| l.job.as_str() < prefix.as_str());
     let tasks: Vec<&JobLink> = links[from..]
         .iter()
         .take_while(|l| l.job.starts_with(&prefix))
+        .filter(|l| {
+            l.job[prefix.len()..]
+                .parse::<u32>()
+                .is_ok_and(|t| crate::slurm::lookup::range_holds(range, t))
+        })
         .collect();
     let first = tasks.first()?;
     Some(JobTarget::Array {
@@ -775,6 +782,9 @@ mod tests {
             link("50131", "zzzzzz", "other"),
             link("5013_0", "k7mq2x", "train[seed=3]"),
             link("5013_1", "k7mq2x", "train[seed=4]"),
+            link("5013_2", "k7mq2x", "train[seed=5]"),
+            link("5013_3", "k7mq2x", "train[seed=6]"),
+            link("5013_4", "k7mq2x", "train[seed=7]"),
         ];
         assert!(links.is_sorted());
         assert_eq!(job_target(&links, "5012"), Some(JobTarget::Step(&links[1])));
@@ -782,14 +792,16 @@ mod tests {
             job_target(&links, "5013_1"),
             Some(JobTarget::Step(&links[4]))
         );
-        // The pending rest of array 5013: its two recorded tasks, not job 50131.
+        // The pending rest of array 5013: its recorded tasks in 2-3, not the started 0 and 1, not
+        // the unrecorded 5, not job 50131.
         assert_eq!(
-            job_target(&links, "5013_[2-5%2]"),
+            job_target(&links, "5013_[2-3,5%2]"),
             Some(JobTarget::Array {
                 run: "k7mq2x",
                 steps: 2
             })
         );
+        assert_eq!(job_target(&links, "5013_[5-9]"), None);
         assert_eq!(job_target(&links, "501"), None);
         assert_eq!(job_target(&links, "7000_[0-3]"), None);
         assert_eq!(job_target(&[], "5012"), None);
