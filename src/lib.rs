@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod runlog;
 pub mod slurm;
+pub mod trials;
 pub mod tui;
 pub mod util;

@@ -11,7 +11,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "engine", "executor", "index", "metrics", "pipeline", "runlog", "slurm", "tui",
+            "engine", "executor", "index", "metrics", "pipeline", "runlog", "slurm", "trials",
+            "tui",
         ],
     ),
     (
@@ -30,6 +31,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pipeline", &[]),
     ("runlog", &[]),
     ("slurm", &[]),
+    ("trials", &[]),
     ("util", &[]),
 ];
 

@@ -20,6 +20,7 @@ mod metrics;
 mod run;
 mod status;
 mod steer;
+mod trials;
 mod why;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -87,6 +88,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// Draw a metric as a chart on the terminal, one line per step.
     Plot(metrics::PlotArgs),
+    /// Optuna studies in a storage (SQLite or journal) or a folder of them: a leaderboard, or --json.
+    Trials(trials::TrialsArgs),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -199,6 +202,7 @@ fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
         Command::Why(a) => why::why(&cli.project, a),
         Command::Metrics(a) => metrics::metrics(&project(&cli.project), a),
         Command::Plot(a) => metrics::plot(&project(&cli.project), a),
+        Command::Trials(a) => trials::trials(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sortie", &mut std::io::stdout());
             Ok(EXIT_OK)
