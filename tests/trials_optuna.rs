@@ -172,6 +172,52 @@ fn the_oldest_revision_v2_6_with_legacy_distributions_reads_as_optuna_reads_it()
 }
 
 #[test]
+fn importance_agrees_with_optunas_ped_anova() {
+    for name in ["v5.db", "v5.journal"] {
+        let exp: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures().join(format!("{name}.expected.json"))).unwrap(),
+        )
+        .unwrap();
+        let out = sortie(
+            &["trials", fixtures().join(name).to_str().unwrap(), "--json"],
+            "UTC",
+        );
+        out.ok();
+        let got = out.json();
+        let mut checked = 0;
+        for (g, w) in got
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(exp["studies"].as_array().unwrap())
+        {
+            let Some(want) = w["importance"].as_object() else {
+                continue;
+            };
+            let have = g["importance"].as_object().expect("an importance");
+            let rank = |m: &serde_json::Map<String, Value>| {
+                let mut v: Vec<(String, f64)> =
+                    m.iter().map(|(k, x)| (k.clone(), num(x))).collect();
+                v.sort_by(|a, b| b.1.total_cmp(&a.1));
+                v
+            };
+            let (h, w2) = (rank(have), rank(want));
+            assert_eq!(
+                h.iter().map(|x| &x.0).collect::<Vec<_>>(),
+                w2.iter().map(|x| &x.0).collect::<Vec<_>>(),
+                "{name}/{}: ranking {h:?} vs Optuna's {w2:?}",
+                w["name"]
+            );
+            for ((k, a), (_, b)) in h.iter().zip(&w2) {
+                assert!((a - b).abs() < 1e-9, "{name}/{}: {k} {a} vs {b}", w["name"]);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 1, "{name}: no study had importances");
+    }
+}
+
+#[test]
 fn a_heartbeat_is_read_as_utc() {
     let out = sortie(
         &[

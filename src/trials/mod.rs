@@ -4,6 +4,7 @@
 
 pub mod discover;
 pub mod distribution;
+pub mod importance;
 pub mod journal;
 pub mod model;
 pub mod pyjson;

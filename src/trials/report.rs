@@ -50,6 +50,9 @@ pub fn study_json(source: &str, s: &Study, trials: &[&Trial]) -> Value {
             "waiting": count(TrialState::Waiting),
         },
         "best": s.best().map(|t| t.number),
+        "importance": super::importance::ped_anova(s).map(|v| {
+            v.into_iter().map(|(k, x)| (k, float_value(x))).collect::<serde_json::Map<_, _>>()
+        }),
         "user_attrs": s.user_attrs,
         "trials": trials.iter().map(|t| trial_json(t)).collect::<Vec<_>>(),
     })
