@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 
 #[derive(Default)]
 struct Replay {
+    /// Live studies by id, each holding its trials in number order.
     studies: BTreeMap<i64, Study>,
     next_study_id: i64,
-    /// Every trial ever created, by id (the index), and its study.
-    trials: Vec<(i64, Trial)>,
+    /// Every trial ever created, by id (the index): its study and its place in that study's trials.
+    /// Trials of a deleted study keep their ids, as in Optuna.
+    trial_loc: Vec<(i64, usize)>,
     /// Parsed distributions by their JSON text (thousands of trials share a handful).
     dists: HashMap<String, Option<Distribution>>,
-    /// Trials created per study: the next trial's number.
-    counts: HashMap<i64, i64>,
     /// A distribution each param of a study already has: a new one must be compatible with it.
     first: HashMap<(i64, String), Distribution>,
 }
@@ -181,17 +181,19 @@ impl JournalReader {
     }
 
     pub fn snapshot(&mut self) -> Loaded {
-        let mut studies: Vec<Study> = self.replay.studies.values().cloned().collect();
-        let at: HashMap<i64, usize> = studies.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-        for (sid, t) in &self.replay.trials {
-            if let Some(&i) = at.get(sid) {
-                studies[i].trials.push(t.clone());
-            }
-        }
         Loaded {
-            studies,
-            warnings: std::mem::take(&mut self.warnings),
+            studies: self.studies().into_iter().cloned().collect(),
+            warnings: self.take_warnings(),
         }
+    }
+
+    /// The studies as the lines read so far leave them.
+    pub fn studies(&self) -> Vec<&Study> {
+        self.replay.studies.values().collect()
+    }
+
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 }
 
@@ -263,11 +265,13 @@ impl Replay {
             .clone()
     }
 
-    /// The trial an operation names, if it exists and is not finished.
-    fn updatable(&mut self, op: &Value) -> Option<usize> {
+    /// The trial an operation names, with its study id, if it exists (in a live study) and is not
+    /// finished.
+    fn updatable(&mut self, op: &Value) -> Option<(i64, &mut Trial)> {
         let id = usize::try_from(int(op, "trial_id")?).ok()?;
-        let (_, t) = self.trials.get(id)?;
-        (!t.state.is_finished()).then_some(id)
+        let &(sid, pos) = self.trial_loc.get(id)?;
+        let t = self.studies.get_mut(&sid)?.trials.get_mut(pos)?;
+        (!t.state.is_finished()).then_some((sid, t))
     }
 
     fn apply(&mut self, op: &Value) {
@@ -331,9 +335,6 @@ impl Replay {
             }
             4 => self.create_trial(op),
             5 => {
-                let Some(id) = self.updatable(op) else {
-                    return;
-                };
                 let (Some(name), Some(internal), Some(json)) = (
                     op.get("param_name").and_then(Value::as_str),
                     op.get("param_value_internal").and_then(pyjson::number),
@@ -345,8 +346,10 @@ impl Replay {
                     return;
                 };
                 // Optuna drops a param whose distribution clashes with an earlier trial's of the study.
+                let Some((sid, _)) = self.updatable(op) else {
+                    return;
+                };
                 // Compatibility is an equivalence (same kind, same choices), so any earlier one will do.
-                let sid = self.trials[id].0;
                 match self.first.get(&(sid, name.to_string())) {
                     Some(prev) if !prev.compatible(&d) => return,
                     Some(_) => {}
@@ -354,20 +357,21 @@ impl Replay {
                         self.first.insert((sid, name.to_string()), d.clone());
                     }
                 }
-                let t = &mut self.trials[id].1;
+                let Some((_, t)) = self.updatable(op) else {
+                    return;
+                };
                 if let Some(v) = d.external(internal) {
                     t.params.insert(name.to_string(), v);
                 }
                 t.distributions.insert(name.to_string(), d);
             }
             6 => {
-                let Some(id) = self.updatable(op) else {
-                    return;
-                };
                 let Some(state) = int(op, "state").and_then(TrialState::from_code) else {
                     return;
                 };
-                let t = &mut self.trials[id].1;
+                let Some((_, t)) = self.updatable(op) else {
+                    return;
+                };
                 if state == TrialState::Running && t.state == TrialState::Running {
                     return;
                 }
@@ -383,21 +387,18 @@ impl Replay {
                 }
             }
             7 => {
-                let Some(id) = self.updatable(op) else {
-                    return;
-                };
                 if let (Some(step), Some(v)) = (
                     int(op, "step"),
                     op.get("intermediate_value").and_then(pyjson::number),
-                ) {
-                    self.trials[id].1.intermediate.insert(step, v);
+                ) && let Some((_, t)) = self.updatable(op)
+                {
+                    t.intermediate.insert(step, v);
                 }
             }
             8 | 9 => {
-                let Some(id) = self.updatable(op) else {
+                let Some((_, t)) = self.updatable(op) else {
                     return;
                 };
-                let t = &mut self.trials[id].1;
                 if code == 8 {
                     t.user_attrs.extend(attrs(op.get("user_attr")));
                 } else {
@@ -413,10 +414,8 @@ impl Replay {
         let Some(sid) = int(op, "study_id").filter(|id| self.studies.contains_key(id)) else {
             return;
         };
-        let id = self.trials.len() as i64;
-        let count = self.counts.entry(sid).or_insert(0);
-        let number = *count;
-        *count += 1;
+        let id = self.trial_loc.len() as i64;
+        let number = self.studies.get(&sid).map_or(0, |s| s.trials.len()) as i64;
         let state = int(op, "state")
             .and_then(TrialState::from_code)
             .unwrap_or(TrialState::Running);
@@ -456,7 +455,10 @@ impl Replay {
                 }
             }
         }
-        self.trials.push((sid, t));
+        if let Some(s) = self.studies.get_mut(&sid) {
+            self.trial_loc.push((sid, s.trials.len()));
+            s.trials.push(t);
+        }
     }
 }
 

@@ -51,6 +51,10 @@ impl TimeBasis {
         Some(utc.timestamp_micros() as f64 / 1e6)
     }
 
+    pub fn naive_opt(self, text: Option<String>) -> Option<f64> {
+        self.naive(&text?)
+    }
+
     /// Unix seconds of an ISO 8601 time: converted when it carries an offset, else read on this basis.
     pub fn iso(self, text: &str) -> Option<f64> {
         match chrono::DateTime::parse_from_rfc3339(text.trim()) {
@@ -88,11 +92,36 @@ impl Storage {
         journal::JournalReader::open(&path).map(|j| Storage::Journal(Box::new(j)))
     }
 
-    /// Everything the storage holds now.
+    /// Everything the storage holds now, copied out.
     pub fn load(&mut self) -> Result<Loaded, String> {
         match self {
             Storage::Rdb(r) => r.load(),
             Storage::Journal(j) => j.load(),
+        }
+    }
+
+    /// Reads what changed since the last refresh (cheaply nothing when nothing did). Returns whether the
+    /// studies changed.
+    pub fn refresh(&mut self) -> Result<bool, String> {
+        match self {
+            Storage::Rdb(r) => r.refresh(),
+            Storage::Journal(j) => j.read_new(),
+        }
+    }
+
+    /// The studies as the last refresh left them.
+    pub fn studies(&self) -> Vec<&Study> {
+        match self {
+            Storage::Rdb(r) => r.studies().iter().collect(),
+            Storage::Journal(j) => j.studies(),
+        }
+    }
+
+    /// What was odd about the file since the last call: reported once, never fatal.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        match self {
+            Storage::Rdb(r) => r.take_warnings(),
+            Storage::Journal(j) => j.take_warnings(),
         }
     }
 }

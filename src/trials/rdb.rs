@@ -39,6 +39,12 @@ pub struct RdbReader {
     basis: TimeBasis,
     /// The last load's `data_version` and file size/mtime: unchanged means nothing to read.
     seen: Option<(i64, u64, Option<std::time::SystemTime>)>,
+    /// The studies as last read, kept so a poll reads only what changed.
+    cache: Option<Cache>,
+    /// The file's device and inode when last read.
+    ident: Option<(u64, u64)>,
+    /// Parsed distributions by their JSON text (thousands of trials share a handful).
+    dists: HashMap<String, Option<Distribution>>,
     pub warnings: Vec<String>,
 }
 
@@ -153,6 +159,9 @@ impl RdbReader {
             schema,
             basis,
             seen: None,
+            cache: None,
+            ident: None,
+            dists: HashMap::new(),
             warnings,
         })
     }
@@ -171,30 +180,111 @@ impl RdbReader {
         Ok((dv, meta.len(), meta.modified().ok()))
     }
 
+    /// A study file replaced by another (a copy put in place, an `optuna storage upgrade` of a copy)
+    /// is a new inode that the open connection does not see: open the new file and read it whole.
+    fn reopen_if_replaced(&mut self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta =
+            std::fs::metadata(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let ident = (meta.dev(), meta.ino());
+        if self.ident.is_some_and(|i| i != ident) {
+            let fresh = RdbReader::open(&self.path, Some(self.basis))?;
+            let mut warnings = std::mem::take(&mut self.warnings);
+            *self = fresh;
+            warnings.push(format!(
+                "{}: the file was replaced; reading it again",
+                self.path.display()
+            ));
+            self.warnings.extend(warnings);
+        }
+        self.ident = Some(ident);
+        Ok(())
+    }
+
     /// Whether the file changed since the last load (another connection committed, or the file's size or
     /// mtime moved: NFS clients' writes may show only there).
     pub fn changed(&mut self) -> Result<bool, String> {
         Ok(self.seen != Some(self.stamp()?))
     }
 
-    /// Reads every study in one short read transaction.
-    pub fn load(&mut self) -> Result<Loaded, String> {
+    /// Brings the studies up to date in one short read transaction: the first time everything, then only
+    /// what can have changed (trials newer than the newest seen, and the ones not finished then: Optuna
+    /// updates rows in place, but never those of a finished trial). Returns whether anything was read.
+    pub fn refresh(&mut self) -> Result<bool, String> {
+        self.reopen_if_replaced()?;
         let stamp = self.stamp()?;
+        if self.cache.is_some() && self.seen == Some(stamp) {
+            return Ok(false);
+        }
         self.conn
             .execute_batch("BEGIN")
             .map_err(|e| sql_err(&self.path, e))?;
-        let read = self.read_all();
+        let read = self.read_changes();
         // End the read whatever happened, so the writers' next commit is not blocked by this reader.
         let _ = self.conn.execute_batch("COMMIT");
-        let studies = read.map_err(|e| sql_err(&self.path, e))?;
+        read.map_err(|e| sql_err(&self.path, e))?;
         self.seen = Some(stamp);
+        Ok(true)
+    }
+
+    /// The studies as the last refresh left them.
+    pub fn studies(&self) -> &[Study] {
+        self.cache.as_ref().map_or(&[], |c| c.studies.as_slice())
+    }
+
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Refreshes, then copies every study out.
+    pub fn load(&mut self) -> Result<Loaded, String> {
+        self.refresh()?;
         Ok(Loaded {
-            studies,
-            warnings: std::mem::take(&mut self.warnings),
+            studies: self.studies().to_vec(),
+            warnings: self.take_warnings(),
         })
     }
 
-    fn read_all(&self) -> rusqlite::Result<Vec<Study>> {
+    fn read_changes(&mut self) -> rusqlite::Result<()> {
+        let mut studies = self.read_studies()?;
+        // Trials go only with their study (Optuna deletes no single trial), so the study ids and the
+        // newest trial id (the rowid: no scan) are all a poll needs to know what to read.
+        let max_id: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(trial_id), -1) FROM trials", [], |r| {
+                    r.get(0)
+                })?;
+        let same_studies = self.cache.as_ref().is_some_and(|c| {
+            c.studies.len() == studies.len()
+                && c.studies.iter().zip(&studies).all(|(a, b)| a.id == b.id)
+        });
+        let Some(cache) = self.cache.as_mut().filter(|_| same_studies) else {
+            // First read, or a study came or went: read everything.
+            let trials = self.read_trials("1")?;
+            self.cache = Some(Cache::build(studies, trials, max_id));
+            return Ok(());
+        };
+        for (old, new) in cache.studies.iter_mut().zip(&mut studies) {
+            old.name = std::mem::take(&mut new.name);
+            old.directions = std::mem::take(&mut new.directions);
+            old.user_attrs = std::mem::take(&mut new.user_attrs);
+            old.system_attrs = std::mem::take(&mut new.system_attrs);
+        }
+        let mut filter = format!("trial_id > {}", cache.max_id);
+        if !cache.unfinished.is_empty() {
+            let ids: Vec<String> = cache.unfinished.iter().map(i64::to_string).collect();
+            filter.push_str(&format!(" OR trial_id IN ({})", ids.join(",")));
+        }
+        let trials = self.read_trials(&filter)?;
+        let Some(cache) = self.cache.as_mut() else {
+            return Ok(());
+        };
+        cache.upsert(trials, max_id);
+        Ok(())
+    }
+
+    /// Studies with their directions and attributes, no trials.
+    fn read_studies(&self) -> rusqlite::Result<Vec<Study>> {
         let c = &self.conn;
         let mut studies: Vec<Study> = Vec::new();
         let mut study_at: HashMap<i64, usize> = HashMap::new();
@@ -246,19 +336,21 @@ impl RdbReader {
                 }
             }
         }
+        Ok(studies)
+    }
 
-        // Trials, then their rows, grouped in memory by trial id (one bulk query per table).
-        let mut trials: Vec<(usize, Trial)> = Vec::new();
+    /// The trials that `filter` (an SQL condition on `trial_id`) selects, with every row of theirs, as
+    /// (study id, trial): one bulk query per table, grouped in memory.
+    fn read_trials(&mut self, filter: &str) -> rusqlite::Result<Vec<(i64, Trial)>> {
+        let c = &self.conn;
+        let mut trials: Vec<(i64, Trial)> = Vec::new();
         let mut trial_at: HashMap<i64, usize> = HashMap::new();
-        let mut st = c.prepare_cached(
+        let mut st = c.prepare(&format!(
             "SELECT trial_id, number, study_id, state, datetime_start, datetime_complete \
-             FROM trials ORDER BY trial_id",
-        )?;
+             FROM trials WHERE {filter} ORDER BY trial_id"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let Some(&si) = study_at.get(&r.get::<_, i64>(2)?) else {
-                continue;
-            };
             let id: i64 = r.get(0)?;
             let state: String = r.get(3)?;
             let mut t = Trial::new(
@@ -266,16 +358,18 @@ impl RdbReader {
                 r.get::<_, Option<i64>>(1)?.unwrap_or(-1),
                 TrialState::from_name(&state).unwrap_or(TrialState::Fail),
             );
-            t.start = self.time(r.get(4)?);
-            t.end = self.time(r.get(5)?);
+            t.start = self.basis.naive_opt(r.get(4)?);
+            t.end = self.basis.naive_opt(r.get(5)?);
             trial_at.insert(id, trials.len());
-            trials.push((si, t));
+            trials.push((r.get(2)?, t));
         }
-        let mut dists: HashMap<String, Option<Distribution>> = HashMap::new();
-        let mut st = c.prepare_cached(
+        if trials.is_empty() {
+            return Ok(trials);
+        }
+        let mut st = c.prepare(&format!(
             "SELECT trial_id, param_name, param_value, distribution_json FROM trial_params \
-             ORDER BY param_id",
-        )?;
+             WHERE {filter} ORDER BY param_id"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) else {
@@ -284,10 +378,14 @@ impl RdbReader {
             let name: String = r.get(1)?;
             let internal: Option<f64> = r.get(2)?;
             let json: String = r.get(3)?;
-            let d = dists
-                .entry(json)
-                .or_insert_with_key(|j| distribution::decode(j).ok())
-                .clone();
+            let d = match self.dists.get(&json) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = distribution::decode(&json).ok();
+                    self.dists.insert(json, d.clone());
+                    d
+                }
+            };
             let t = &mut trials[ti].1;
             match (d, internal) {
                 (Some(d), Some(v)) => {
@@ -301,13 +399,15 @@ impl RdbReader {
                 }
             }
         }
-        let typed = self.schema.value_type;
-        let sql = if typed {
-            "SELECT trial_id, value, value_type FROM trial_values ORDER BY trial_id, objective"
+        let kind = if self.schema.value_type {
+            "value_type"
         } else {
-            "SELECT trial_id, value, NULL FROM trial_values ORDER BY trial_id, objective"
+            "NULL"
         };
-        let mut st = c.prepare_cached(sql)?;
+        let mut st = c.prepare(&format!(
+            "SELECT trial_id, value, {kind} FROM trial_values WHERE {filter} \
+             ORDER BY trial_id, objective"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             if let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) {
@@ -315,14 +415,15 @@ impl RdbReader {
                 trials[ti].1.values.push(v);
             }
         }
-        let sql = if self.schema.intermediate_type {
-            "SELECT trial_id, step, intermediate_value, intermediate_value_type \
-             FROM trial_intermediate_values ORDER BY trial_id, step"
+        let kind = if self.schema.intermediate_type {
+            "intermediate_value_type"
         } else {
-            "SELECT trial_id, step, intermediate_value, NULL \
-             FROM trial_intermediate_values ORDER BY trial_id, step"
+            "NULL"
         };
-        let mut st = c.prepare_cached(sql)?;
+        let mut st = c.prepare(&format!(
+            "SELECT trial_id, step, intermediate_value, {kind} FROM trial_intermediate_values \
+             WHERE {filter} ORDER BY trial_id, step"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             if let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) {
@@ -334,8 +435,8 @@ impl RdbReader {
             ("trial_user_attributes", "trial_user_attribute_id", false),
             ("trial_system_attributes", "trial_system_attribute_id", true),
         ] {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT trial_id, key, value_json FROM {table} ORDER BY {key}"
+            let mut st = c.prepare(&format!(
+                "SELECT trial_id, key, value_json FROM {table} WHERE {filter} ORDER BY {key}"
             ))?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
@@ -352,7 +453,9 @@ impl RdbReader {
             }
         }
         if self.schema.heartbeats {
-            let mut st = c.prepare_cached("SELECT trial_id, heartbeat FROM trial_heartbeats")?;
+            let mut st = c.prepare(&format!(
+                "SELECT trial_id, heartbeat FROM trial_heartbeats WHERE {filter}"
+            ))?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 if let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) {
@@ -361,18 +464,67 @@ impl RdbReader {
                 }
             }
         }
-        // A PRUNED or COMPLETE trial that lost its value row keeps an empty list, as Optuna shows it.
-        for (si, t) in trials {
-            studies[si].trials.push(t);
-        }
-        for s in &mut studies {
-            s.trials.sort_by_key(|t| (t.number, t.id));
-        }
-        Ok(studies)
+        Ok(trials)
+    }
+}
+
+/// The studies as last read, and where each trial sits, so changed trials replace their old selves.
+struct Cache {
+    studies: Vec<Study>,
+    /// Trial id → (study index, trial index).
+    at: HashMap<i64, (usize, usize)>,
+    /// The newest trial id seen.
+    max_id: i64,
+    /// Trials that were not finished when last read: their rows may still change.
+    unfinished: std::collections::BTreeSet<i64>,
+}
+
+impl Cache {
+    fn build(studies: Vec<Study>, trials: Vec<(i64, Trial)>, max_id: i64) -> Cache {
+        let mut c = Cache {
+            studies,
+            at: HashMap::new(),
+            max_id: -1,
+            unfinished: Default::default(),
+        };
+        c.upsert(trials, max_id);
+        c
     }
 
-    fn time(&self, text: Option<String>) -> Option<f64> {
-        self.basis.naive(&text?)
+    fn upsert(&mut self, trials: Vec<(i64, Trial)>, max_id: i64) {
+        let index: HashMap<i64, usize> = self
+            .studies
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id, i))
+            .collect();
+        let mut unsorted = std::collections::BTreeSet::new();
+        for (sid, t) in trials {
+            if t.state.is_finished() {
+                self.unfinished.remove(&t.id);
+            } else {
+                self.unfinished.insert(t.id);
+            }
+            if let Some(&(si, ti)) = self.at.get(&t.id) {
+                self.studies[si].trials[ti] = t;
+                continue;
+            }
+            let Some(&si) = index.get(&sid) else { continue };
+            let trials = &mut self.studies[si].trials;
+            if trials.last().is_some_and(|l| l.number > t.number) {
+                unsorted.insert(si);
+            }
+            self.at.insert(t.id, (si, trials.len()));
+            trials.push(t);
+        }
+        for si in unsorted {
+            let s = &mut self.studies[si];
+            s.trials.sort_by_key(|t| (t.number, t.id));
+            for (ti, t) in s.trials.iter().enumerate() {
+                self.at.insert(t.id, (si, ti));
+            }
+        }
+        self.max_id = self.max_id.max(max_id);
     }
 }
 
@@ -391,4 +543,130 @@ fn typed_value(value: Option<f64>, kind: Option<&str>) -> f64 {
 fn attr(key: String, json: String) -> (String, serde_json::Value) {
     let v = pyjson::parse(&json).unwrap_or(serde_json::Value::String(json));
     (key, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of the real Optuna 5 fixture cut back to its first trials, with one finished trial set
+    /// back to RUNNING, plus the original attached so its rows can be put back as a writer would.
+    fn cut_copy(dir: &Path, keep_below: i64, reopened: i64) -> PathBuf {
+        let orig = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/optuna/v5.db");
+        let path = dir.join("study.db");
+        std::fs::copy(&orig, &path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        for t in TRIAL_TABLES {
+            c.execute(
+                &format!("DELETE FROM {t} WHERE trial_id >= ?1"),
+                [keep_below],
+            )
+            .unwrap();
+        }
+        c.execute("DELETE FROM trials WHERE trial_id >= ?1", [keep_below])
+            .unwrap();
+        c.execute(
+            "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE trial_id = ?1",
+            [reopened],
+        )
+        .unwrap();
+        c.execute("DELETE FROM trial_values WHERE trial_id = ?1", [reopened])
+            .unwrap();
+        path
+    }
+
+    /// Studies as comparable JSON (NaN is not equal to itself as a float, but is as "NaN").
+    fn json(studies: &[Study]) -> Vec<serde_json::Value> {
+        studies
+            .iter()
+            .map(|s| {
+                let ts: Vec<&Trial> = s.trials.iter().collect();
+                crate::trials::report::study_json("", s, &ts)
+            })
+            .collect()
+    }
+
+    const TRIAL_TABLES: [&str; 6] = [
+        "trial_params",
+        "trial_values",
+        "trial_intermediate_values",
+        "trial_user_attributes",
+        "trial_system_attributes",
+        "trial_heartbeats",
+    ];
+
+    /// Puts the original's rows back: the reopened trial's end, then every later trial.
+    fn write_back(path: &Path, keep_below: i64, reopened: i64) {
+        let orig = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/optuna/v5.db");
+        let c = Connection::open(path).unwrap();
+        c.execute("ATTACH ?1 AS orig", [orig.to_str().unwrap()])
+            .unwrap();
+        c.execute(
+            "UPDATE trials SET (state, datetime_complete) = \
+             (SELECT state, datetime_complete FROM orig.trials o WHERE o.trial_id = ?1) \
+             WHERE trial_id = ?1",
+            [reopened],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO trial_values SELECT * FROM orig.trial_values WHERE trial_id = ?1",
+            [reopened],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO trials SELECT * FROM orig.trials WHERE trial_id >= ?1",
+            [keep_below],
+        )
+        .unwrap();
+        for t in TRIAL_TABLES {
+            c.execute(
+                &format!("INSERT INTO {t} SELECT * FROM orig.{t} WHERE trial_id >= ?1"),
+                [keep_below],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_poll_reads_new_trials_and_the_ends_of_running_ones_and_equals_a_full_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cut_copy(dir.path(), 20, 12);
+        let mut r = RdbReader::open(&path, None).unwrap();
+        assert!(r.refresh().unwrap());
+        let tune = |r: &RdbReader| r.studies()[0].trials.clone();
+        // SQLite's ids start at 1: ids 1..19 are numbers 0..18, and id 12 is number 11.
+        assert_eq!(tune(&r).len(), 19);
+        assert_eq!(tune(&r)[11].state, TrialState::Running);
+        assert!(!r.refresh().unwrap(), "nothing changed, nothing read");
+        write_back(&path, 20, 12);
+        assert!(r.refresh().unwrap());
+        let orig = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/optuna/v5.db");
+        let mut full = RdbReader::open(&orig, None).unwrap();
+        full.refresh().unwrap();
+        assert!(
+            json(r.studies()) == json(full.studies()),
+            "a poll differs from a full read"
+        );
+        assert_ne!(tune(&r)[11].state, TrialState::Running);
+    }
+
+    #[test]
+    fn a_replaced_file_is_read_again_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cut_copy(dir.path(), 5, 1);
+        let mut r = RdbReader::open(&path, None).unwrap();
+        r.refresh().unwrap();
+        let orig = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/optuna/v5.db");
+        let tmp = dir.path().join("new.db");
+        std::fs::copy(&orig, &tmp).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert!(r.refresh().unwrap());
+        let mut full = RdbReader::open(&orig, None).unwrap();
+        full.refresh().unwrap();
+        assert!(
+            json(r.studies()) == json(full.studies()),
+            "differs from a full read"
+        );
+        assert!(r.take_warnings().iter().any(|w| w.contains("replaced")));
+    }
 }
