@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod optuna;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sortie");
 
