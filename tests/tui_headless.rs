@@ -214,6 +214,8 @@ fn snapshot() -> Snapshot {
         run: Some(RUN_LIVE.into()),
         steps,
         engine_alive: true,
+        dead_engines: Vec::new(),
+        remote: Default::default(),
         metric_keys: vec!["train/loss".into(), "val/acc".into()],
         metric: Some("train/loss".into()),
         series: vec![
