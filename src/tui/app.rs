@@ -931,12 +931,15 @@ impl App {
             self.set_status("no run selected");
             return;
         };
-        if state != RunState::Running {
-            self.set_status(format!("run {id} is already {state}: nothing to resume"));
-            return;
-        }
+        // A run nobody drives may look finished (its steps ended unattended): the log still waits for
+        // an engine to record it.
         if !self.snapshot.dead_engines.contains(&id) {
-            self.set_status(format!("run {id} has a live engine: nothing to resume"));
+            let why = if state == RunState::Running {
+                "has a live engine".to_string()
+            } else {
+                format!("is already {state}")
+            };
+            self.set_status(format!("run {id} {why}: nothing to resume"));
             return;
         }
         self.confirm(
