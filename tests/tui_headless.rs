@@ -1776,9 +1776,12 @@ wait
         (!pids.is_empty() && p.path("quick-started").exists()).then_some(pids)
     });
     common::kill_pid(st["engine"]["pid"].as_u64().unwrap() as u32);
-    p.wait_status(&run, Duration::from_secs(15), "the engine to be seen dead", |v| {
-        v["engine"]["alive"] == false
-    });
+    p.wait_status(
+        &run,
+        Duration::from_secs(15),
+        "the engine to be seen dead",
+        |v| v["engine"]["alive"] == false,
+    );
     // quick ends on its own; everything of slow dies without a word.
     std::fs::write(p.path("go"), "").unwrap();
     let quick_exit = p.run_dir(&run).join("quick/attempt-1/exit_code");
@@ -1814,7 +1817,7 @@ wait
     }
     let row = snap.runs.iter().find(|r| r.id == run).unwrap();
     assert_eq!(status["state"], row.state.as_str());
-    assert_eq!(snap.dead_engines, [run.clone()]);
+    assert_eq!(snap.dead_engines, std::slice::from_ref(&run));
 
     let dir = row.dir.clone();
     let mut t = harness_with(false, Some(snap));
@@ -1824,6 +1827,10 @@ wait
     let Some(Overlay::Confirm(c)) = &t.ui.app.overlay else {
         panic!("resume did not ask");
     };
-    assert!(c.message.contains(&format!("Resume run {run}?")), "{}", c.message);
+    assert!(
+        c.message.contains(&format!("Resume run {run}?")),
+        "{}",
+        c.message
+    );
     assert_eq!(t.keys_effects("y"), vec![Effect::Resume(dir)]);
 }
