@@ -49,6 +49,19 @@ fn status_on_b(p: &Project, b: &tempfile::TempDir, run: &str) -> Value {
     out.json()
 }
 
+/// Polls `status RUN --json` on host B until `pred` holds.
+fn wait_on_b(
+    p: &Project,
+    b: &tempfile::TempDir,
+    run: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    common::poll_until(what, SECS(30), Duration::from_millis(200), || {
+        Some(status_on_b(p, b, run)).filter(|st| pred(st))
+    })
+}
+
 /// Starts the run detached on host A, waits for `step` to run (and `ready` to be written), kills A's
 /// engine with SIGKILL and waits until host B sees it dead. Returns the run and the pid of the step's
 /// shell.
@@ -63,12 +76,9 @@ fn start_on_a_and_kill_the_engine(
     common::wait_for(SECS(15), ready, || p.path(ready).exists().then_some(()));
     let engine = st["engine"]["pid"].as_u64().expect("engine pid") as u32;
     common::kill_pid(engine);
-    common::poll_until(
-        "host B to see the engine dead",
-        SECS(15),
-        Duration::from_millis(200),
-        || (status_on_b(p, b, &run)["engine"]["alive"] == false).then_some(()),
-    );
+    wait_on_b(p, b, &run, "host B to see the engine dead", |st| {
+        st["engine"]["alive"] == false
+    });
     let shell = p
         .events(&run)
         .iter()
@@ -110,15 +120,9 @@ fn a_step_another_host_still_runs_is_followed_not_run_again() {
         .spawn()
         .expect("start resume on host B");
     // Meanwhile host B says where the step runs, from its heartbeat.
-    let st = common::poll_until(
-        "status on host B to show the heartbeat",
-        SECS(10),
-        Duration::from_millis(200),
-        || {
-            let st = status_on_b(&p, &b, &run);
-            (st["engine"]["host"] == "hostb" && st["engine"]["alive"] == true).then_some(st)
-        },
-    );
+    let st = wait_on_b(&p, &b, &run, "host B's engine to drive the run", |st| {
+        st["engine"]["host"] == "hostb" && st["engine"]["alive"] == true
+    });
     let work = step_of(&st, "work");
     assert_eq!(work["state"], "running", "{st}");
     assert_eq!(work["heartbeat"]["host"], "hosta", "{st}");
@@ -261,15 +265,9 @@ fn another_host_cancels_a_step_through_its_files() {
     kill_leftovers(&pids, "sleep");
     out.ok();
     res.expect("the step on host A died of the cancel from host B");
-    let st = common::poll_until(
-        "the run to finish on host B",
-        SECS(30),
-        Duration::from_millis(200),
-        || {
-            let st = status_on_b(&p, &b, &run);
-            (st["state"] != "running" && st["engine"]["alive"] != true).then_some(st)
-        },
-    );
+    let st = wait_on_b(&p, &b, &run, "the run to finish on host B", |st| {
+        st["state"] != "running" && st["engine"]["alive"] != true
+    });
     assert_eq!(st["state"], "cancelled", "{st}");
     assert_eq!(step_of(&st, "work")["state"], "cancelled", "{st}");
     assert_ne!(step_of(&st, "after")["state"], "succeeded");
