@@ -1834,3 +1834,25 @@ wait
     );
     assert_eq!(t.keys_effects("y"), vec![Effect::Resume(dir)]);
 }
+
+#[test]
+fn a_step_running_on_another_host_shows_where_and_its_heartbeat() {
+    let mut snap = snapshot();
+    // `prepare` is a group of one step: its DAG row shows the step's state word.
+    snap.steps[0].state = StepState::Running;
+    snap.steps[0].ended = None;
+    snap.remote.insert(
+        "prepare".into(),
+        sortie::runlog::liveness::RemoteRunning {
+            host: "login2".into(),
+            heartbeat: Some(sortie::util::now() - 3.0),
+        },
+    );
+    let mut t = harness_with(false, Some(snap));
+    // Wide enough for the whole row in the four-pane layout.
+    let screen = t.text(200, 48);
+    assert!(
+        screen.contains("running on login2 (heartbeat 3 s ago)"),
+        "{screen}"
+    );
+}

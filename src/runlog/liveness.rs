@@ -260,7 +260,9 @@ pub fn read_unattended(
         else {
             continue;
         };
-        if a.ended.is_some() {
+        // Ended in the log, or watched by a live engine on its own host: the log says it all.
+        let engine_on_its_host = driver.as_ref().is_some_and(|l| l.host == a.host);
+        if a.ended.is_some() || engine_on_its_host {
             continue;
         }
         let seen = liveness(
@@ -273,11 +275,8 @@ pub fn read_unattended(
             },
             grace,
         );
-        let engine_on_its_host = driver.as_ref().is_some_and(|l| l.host == a.host);
         match seen {
-            Liveness::Alive { host, heartbeat }
-                if !engine_on_its_host && host != crate::util::host() =>
-            {
+            Liveness::Alive { host, heartbeat } if host != crate::util::host() => {
                 out.remote
                     .insert(s.name.clone(), RemoteRunning { host, heartbeat });
             }
