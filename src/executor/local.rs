@@ -90,16 +90,14 @@ __sortie_cancel() {{
   kill -TERM -- "-$1" 2>/dev/null
   local n=0
   while [ "$n" -lt {ticks} ] && __sortie_busy "$1"; do sleep 0.1; n=$((n+1)); done
-  if __sortie_alive "$1" && [ ! -s {d}/{exit} ]; then printf 'signal:9
-' > {d}/{exit}; fi
+  if __sortie_alive "$1" && [ ! -s {d}/{exit} ]; then printf 'signal:9\n' > {d}/{exit}; fi
   kill -KILL -- "-$1" 2>/dev/null
 }}
 __sortie_beat() {{
   set +e
   trap 'kill "$__sortie_sleep" 2>/dev/null; exit 0' TERM
   while __sortie_alive "$1"; do
-    printf '%s"pid":%s,"pgid":%s,"time":%s}}
-' {head} "$1" "$1" "${{EPOCHSECONDS:-$(date +%s)}}" > {d}/{hb}.tmp && mv -f {d}/{hb}.tmp {d}/{hb}
+    printf '%s"pid":%s,"pgid":%s,"time":%s}}\n' {head} "$1" "$1" "${{EPOCHSECONDS:-$(date +%s)}}" > {d}/{hb}.tmp && mv -f {d}/{hb}.tmp {d}/{hb}
     if [ -e {d}/{cancel} ]; then __sortie_cancel "$1"; return; fi
     sleep {interval:.3} & __sortie_sleep=$!
     wait "$__sortie_sleep"
@@ -339,5 +337,49 @@ impl Executor for LocalExecutor {
                 facts: None,
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runlog::liveness::ExitRecord;
+
+    #[test]
+    fn the_wrapper_beats_keeps_the_exit_code_and_leaves_nothing_behind() {
+        use std::os::unix::process::CommandExt;
+        let d = tempfile::tempdir().unwrap();
+        let spec = LaunchSpec {
+            run_id: "r".into(),
+            step: "s".into(),
+            attempt: 1,
+            script: "sleep 0.5 &\nwait\nexit 7\n".into(),
+            env: vec![],
+            workdir: d.path().into(),
+            dir: d.path().into(),
+            timeout: None,
+        };
+        let script = d.path().join("command.sh");
+        std::fs::write(&script, command_file(&spec, Duration::from_millis(100))).unwrap();
+        let status = std::process::Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-o", "pipefail"])
+            .arg(&script)
+            .env("SORTIE_STEP_DIR", d.path())
+            .process_group(0)
+            .status()
+            .unwrap();
+        // A plain `wait` does not wait for the heartbeat, and the step's exit is the shell's.
+        assert_eq!(status.code(), Some(7));
+        assert_eq!(
+            liveness::read_exit_code(d.path()),
+            Some(ExitRecord::Exited(7))
+        );
+        let (beat, _) = liveness::read_heartbeat(d.path()).expect("a heartbeat");
+        assert_eq!(beat.host, crate::util::host());
+        assert_eq!(beat.pgid, beat.pid);
+        assert_eq!(beat.boot_id, liveness::boot_id());
+        // The heartbeat loop went with the shell: nothing keeps the group alive.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!liveness::group_running(beat.pgid));
     }
 }
