@@ -110,6 +110,8 @@ echo end >> marks.txt
 #[test]
 fn a_step_another_host_still_runs_is_followed_not_run_again() {
     let (p, b) = two_hosts(SLOW);
+    // A beat every second (the first one comes after one interval).
+    let p = p.env("SORTIE_HEARTBEAT_GRACE", "8");
     let (run, _) = start_on_a_and_kill_the_engine(&p, &b, "work", "started");
     let env = host_b(&b);
     let mut resume = p.cmd(&["resume", &run]);
@@ -120,8 +122,10 @@ fn a_step_another_host_still_runs_is_followed_not_run_again() {
         .spawn()
         .expect("start resume on host B");
     // Meanwhile host B says where the step runs, from its heartbeat.
-    let st = wait_on_b(&p, &b, &run, "host B's engine to drive the run", |st| {
-        st["engine"]["host"] == "hostb" && st["engine"]["alive"] == true
+    let st = wait_on_b(&p, &b, &run, "host B to see A's heartbeat", |st| {
+        st["engine"]["host"] == "hostb"
+            && st["engine"]["alive"] == true
+            && step_of(st, "work")["heartbeat"]["age_s"].is_number()
     });
     let work = step_of(&st, "work");
     assert_eq!(work["state"], "running", "{st}");

@@ -72,7 +72,8 @@ impl LocalExecutor {
 /// stops by itself when the shell is gone (even if only the shell was SIGKILLed), is stopped by the
 /// shell's traps, and, when an engine of another host drops a cancel file, terminates the group:
 /// SIGTERM, then SIGKILL after the kill grace (writing `signal:9` for a shell that never ended).
-/// It is `disown`ed so a step's plain `wait` does not wait for it.
+/// It is `disown`ed so a step's plain `wait` does not wait for it. Its first beat comes after one
+/// interval, so a step that ends at once costs one fork of the shell and nothing more.
 fn heartbeat_part(interval: Duration) -> String {
     let json = |v: Option<String>| serde_json::Value::from(v).to_string();
     let head = format!(
@@ -89,18 +90,20 @@ __sortie_cancel() {{
   trap '' TERM
   kill -TERM -- "-$1" 2>/dev/null
   local n=0
-  while [ "$n" -lt {ticks} ] && __sortie_busy "$1"; do sleep 0.1; n=$((n+1)); done
+  while [ "$n" -lt {ticks} ] && __sortie_busy "$1"; do read -r -t 0.1 -u "$__sortie_w"; n=$((n+1)); done
   if __sortie_alive "$1" && [ ! -s {d}/{exit} ]; then printf 'signal:9\n' > {d}/{exit}; fi
   kill -KILL -- "-$1" 2>/dev/null
 }}
 __sortie_beat() {{
   set +e
-  trap 'kill "$__sortie_sleep" 2>/dev/null; exit 0' TERM
-  while __sortie_alive "$1"; do
+  trap 'exit 0' TERM
+  # A pipe nobody writes to: `read -t` on it waits without a `sleep` process (none to orphan, none to
+  # start for a step that ends at once), and a TERM ends the wait at once.
+  exec {{__sortie_w}}<> <(:)
+  # The first beat comes after one interval: a reader counts the start as a beat until then.
+  while read -r -t {interval:.3} -u "$__sortie_w"; [ $? -gt 128 ] && __sortie_alive "$1"; do
     printf '%s"pid":%s,"pgid":%s,"time":%s}}\n' {head} "$1" "$1" "${{EPOCHSECONDS:-$(date +%s)}}" > {d}/{hb}.tmp && mv -f {d}/{hb}.tmp {d}/{hb}
     if [ -e {d}/{cancel} ]; then __sortie_cancel "$1"; return; fi
-    sleep {interval:.3} & __sortie_sleep=$!
-    wait "$__sortie_sleep"
   done
 }}
 __sortie_beat "$$" </dev/null >/dev/null 2>&1 &
