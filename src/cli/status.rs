@@ -155,8 +155,8 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
     let unrecorded = seen.unrecorded;
     let hint = (unrecorded > 0).then(|| {
         format!(
-            "{unrecorded} step(s) ended while no engine was running (read from their exit-code files); \
-             `sortie resume {}` records them and carries on",
+            "{unrecorded} step(s) ended or were lost while no engine was running (read from their \
+             exit-code and heartbeat files); `sortie resume {}` records them and carries on",
             run.id
         )
     });
