@@ -227,7 +227,7 @@ impl RemoteRunning {
     }
 }
 
-/// What the files say of a run's attempts that no live engine of this host watches.
+/// What the files say of a run's attempts that no live engine on their own host watches.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Unattended {
     /// Steps whose end is not in the log yet (read from exit-code files, or lost).
