@@ -58,6 +58,7 @@ fn main() {
         dir: attempt_dir.to_string_lossy().into_owned(),
         cache_key: None,
         job_id: None,
+        boot_id: None,
     })
     .expect("append");
 

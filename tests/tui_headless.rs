@@ -6,6 +6,8 @@
 //! `started`/`ended`, running steps have neither (their elapsed text is empty), and the one running run
 //! was "created" in the year 2100, so its age clamps to `0.0s` whatever the clock says.
 
+mod common;
+
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -214,6 +216,8 @@ fn snapshot() -> Snapshot {
         run: Some(RUN_LIVE.into()),
         steps,
         engine_alive: true,
+        dead_engines: Vec::new(),
+        remote: Default::default(),
         metric_keys: vec!["train/loss".into(), "val/acc".into()],
         metric: Some("train/loss".into()),
         series: vec![
@@ -1708,4 +1712,147 @@ fn handle_reports_when_nothing_needs_a_redraw() {
         ok_at: Instant::now(),
         error: None
     }));
+}
+
+/// The first snapshot the real data thread sends for `run` of project `root`.
+fn data_thread_snapshot(root: &std::path::Path, run: &str) -> Snapshot {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (wtx, wrx) = std::sync::mpsc::channel();
+    wtx.send(Watch {
+        run: Some(run.to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let project = sortie::runlog::Project::new(root);
+    let timing = sortie::tui::data::Timing::every(Duration::from_millis(100));
+    let thread = std::thread::spawn(move || {
+        sortie::tui::data::run(project, wrx, move |m| tx.send(m).is_ok(), timing)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let snap = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(DataMsg::Snapshot(s)) if s.run.as_deref() == Some(run) && !s.steps.is_empty() => {
+                break *s;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no snapshot of run {run} from the data thread: {e}"),
+        }
+    };
+    drop(wtx);
+    drop(rx);
+    let _ = thread.join();
+    snap
+}
+
+/// A run whose engine died: one step ended while nobody watched (its exit-code file), the other's
+/// processes were all killed (lost). `sortie status` and the TUI read both through the same function
+/// and must say the same; the Runs pane marks the dead engine and `e` resumes the run after a yes.
+#[test]
+fn status_and_the_tui_agree_on_a_run_nobody_drives() {
+    let p = common::Project::with_pipeline(
+        r#"[[step]]
+name = "quick"
+run = '''
+touch quick-started
+while [ ! -e go ]; do sleep 0.1; done
+'''
+
+[[step]]
+name = "slow"
+run = '''
+sleep 60 &
+echo $! >> pids.txt
+wait
+'''
+"#,
+    );
+    let run = p.run_detached(&["-j", "2"]);
+    let st = p.wait_status(&run, Duration::from_secs(15), "both steps to run", |v| {
+        common::step_of(v, "quick")["state"] == "running"
+            && common::step_of(v, "slow")["state"] == "running"
+    });
+    let pids = common::wait_for(Duration::from_secs(15), "slow's pid", || {
+        let pids = common::read_pids(&p.path("pids.txt"));
+        (!pids.is_empty() && p.path("quick-started").exists()).then_some(pids)
+    });
+    common::kill_pid(st["engine"]["pid"].as_u64().unwrap() as u32);
+    p.wait_status(
+        &run,
+        Duration::from_secs(15),
+        "the engine to be seen dead",
+        |v| v["engine"]["alive"] == false,
+    );
+    // quick ends on its own; everything of slow dies without a word.
+    std::fs::write(p.path("go"), "").unwrap();
+    let quick_exit = p.run_dir(&run).join("quick/attempt-1/exit_code");
+    common::wait_for(Duration::from_secs(10), "quick's exit-code file", || {
+        quick_exit.exists().then_some(())
+    });
+    let slow_shell = p
+        .events(&run)
+        .iter()
+        .find(|e| e["type"] == "attempt_started" && e["step"] == "slow")
+        .and_then(|e| e["pid"].as_u64())
+        .unwrap() as i32;
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(slow_shell),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let dead = common::wait_dead(&pids, Duration::from_secs(5));
+    common::kill_leftovers(&pids, "sleep");
+    dead.expect("slow's processes died");
+    // The group's last process may linger a moment after its sleep.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let status = p.status(Some(&run));
+    assert_eq!(common::step_of(&status, "quick")["state"], "succeeded");
+    assert_eq!(common::step_of(&status, "slow")["state"], "failed");
+    let snap = data_thread_snapshot(p.root(), &run);
+    for s in &snap.steps {
+        let st = common::step_of(&status, &s.name);
+        assert_eq!(st["state"], s.state.as_str(), "{}: {status}", s.name);
+        assert_eq!(st["reason"].as_str(), s.reason.as_deref(), "{}", s.name);
+        assert_eq!(st["exit_code"].as_i64(), s.exit_code.map(i64::from));
+        assert_eq!(st["ended"].is_null(), s.ended.is_none(), "{}", s.name);
+    }
+    let row = snap.runs.iter().find(|r| r.id == run).unwrap();
+    assert_eq!(status["state"], row.state.as_str());
+    assert_eq!(snap.dead_engines, std::slice::from_ref(&run));
+
+    let dir = row.dir.clone();
+    let mut t = harness_with(false, Some(snap));
+    let screen = t.text(80, 24);
+    assert!(screen.contains("engine died"), "{screen}");
+    assert!(t.keys_effects("e").is_empty());
+    let Some(Overlay::Confirm(c)) = &t.ui.app.overlay else {
+        panic!("resume did not ask");
+    };
+    assert!(
+        c.message.contains(&format!("Resume run {run}?")),
+        "{}",
+        c.message
+    );
+    assert_eq!(t.keys_effects("y"), vec![Effect::Resume(dir)]);
+}
+
+#[test]
+fn a_step_running_on_another_host_shows_where_and_its_heartbeat() {
+    let mut snap = snapshot();
+    // `prepare` is a group of one step: its DAG row shows the step's state word.
+    snap.steps[0].state = StepState::Running;
+    snap.steps[0].ended = None;
+    snap.remote.insert(
+        "prepare".into(),
+        sortie::runlog::liveness::RemoteRunning {
+            host: "login2".into(),
+            heartbeat: Some(sortie::util::now() - 3.0),
+        },
+    );
+    let mut t = harness_with(false, Some(snap));
+    // Wide enough for the whole row in the four-pane layout.
+    let screen = t.text(200, 48);
+    assert!(
+        screen.contains("running on login2 (heartbeat 3 s ago)"),
+        "{screen}"
+    );
 }

@@ -2,7 +2,7 @@
 
 use super::{EXIT_OK, open_index, resolve_run};
 use crate::index::{RunRow, StepRow};
-use crate::runlog::{Project, RunDir, RunState, StepState, lease};
+use crate::runlog::{Project, RunDir, RunState, StepState, lease, liveness};
 use clap::Args;
 use color_eyre::eyre::Result;
 use serde_json::json;
@@ -56,14 +56,23 @@ fn engine_text(run: &RunRow) -> String {
     }
 }
 
-fn step_json(s: &StepRow, slurm: &Slurm) -> serde_json::Value {
+fn step_json(s: &StepRow, slurm: &Slurm, seen: &liveness::Unattended) -> serde_json::Value {
     let job = slurm.job(s);
+    let now = crate::util::now();
+    let heartbeat = seen.remote.get(&s.name).map(|r| {
+        json!({
+            "host": r.host,
+            "age_s": r.heartbeat.map(|t| ((now - t).max(0.0) * 10.0).round() / 10.0),
+            "text": r.describe(now),
+        })
+    });
     json!({
         "name": s.name, "step": s.group, "params": s.params, "state": s.state,
         "attempts": s.attempts, "exit_code": s.exit_code, "signal": s.signal,
         "reason": s.reason, "started": s.started, "ended": s.ended,
         "dir": s.dir, "job_id": s.job_id,
         "slurm": job.map(|j| json!({ "state": j.state.name(), "reason": j.reason })),
+        "heartbeat": heartbeat,
     })
 }
 
@@ -130,67 +139,24 @@ impl Slurm {
     }
 }
 
-/// Steps of a run nobody drives can have ended since the log last said so (Slurm runs the DAG with
-/// no sortie alive): their exit-code files are the truth. Returns how many were read that way; the
-/// log is left as it is, for the next engine (`sortie resume`) to record.
-fn read_unrecorded_ends(run: &mut RunRow, steps: &mut [StepRow]) -> usize {
-    let alive = lease::current(&RunDir::new(run.dir.clone())).is_some_and(|l| l.is_alive());
-    if run.state != RunState::Running || alive {
-        return 0;
-    }
-    let mut n = 0;
-    for s in steps.iter_mut() {
-        if s.state != StepState::Running {
-            continue;
-        }
-        let Some(outcome) = s.dir.as_deref().and_then(crate::executor::read_exit_file) else {
-            continue;
-        };
-        let ended = std::fs::metadata(
-            s.dir
-                .as_ref()
-                .map(|d| d.join(crate::runlog::paths::EXIT_CODE_FILE))
-                .unwrap_or_default(),
-        )
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs_f64());
-        s.ended = ended.or(s.ended);
-        s.reason = Some("ended while no engine was running; not yet in the run's log".into());
-        match outcome {
-            crate::executor::Outcome::Exited(0) => s.state = StepState::Succeeded,
-            crate::executor::Outcome::Exited(c) => {
-                s.state = StepState::Failed;
-                s.exit_code = Some(c);
-            }
-            crate::executor::Outcome::Signaled(sig) => {
-                s.state = StepState::Failed;
-                s.signal = Some(sig);
-            }
-            _ => s.state = StepState::Failed,
-        }
-        n += 1;
-    }
-    if n > 0 && steps.iter().all(|s| s.state.is_done_ok()) {
-        run.state = RunState::Succeeded;
-        run.ended = steps.iter().filter_map(|s| s.ended).reduce(f64::max);
-    }
-    n
-}
-
 pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
     let mut index = open_index(project)?;
     let mut run = resolve_run(project, &mut index, a.run.as_deref())?;
     let mut steps = index
         .steps(&run.id)
         .map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    let attempts = index
+        .attempts(&run.id, None)
+        .map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    let grace = liveness::heartbeat_grace().map_err(crate::util::user_error)?;
     let recorded = run.state;
-    let unrecorded = read_unrecorded_ends(&mut run, &mut steps);
+    // Steps nobody watches may have ended, or run on another host: their files tell.
+    let seen = liveness::read_unattended(&mut run, &mut steps, &attempts, grace);
+    let unrecorded = seen.unrecorded;
     let hint = (unrecorded > 0).then(|| {
         format!(
-            "{unrecorded} step(s) ended while no engine was running (read from their exit-code files); \
-             `sortie resume {}` records them and carries on",
+            "{unrecorded} step(s) ended or were lost while no engine was running (read from their \
+             exit-code and heartbeat files); `sortie resume {}` records them and carries on",
             run.id
         )
     });
@@ -203,7 +169,7 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
             "recorded_state": recorded,
             "unrecorded_ends": unrecorded,
             "slurm_error": slurm.error,
-            "steps": steps.iter().map(|s| step_json(s, &slurm)).collect::<Vec<_>>(),
+            "steps": steps.iter().map(|s| step_json(s, &slurm, &seen)).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(EXIT_OK);
@@ -253,6 +219,9 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
             .as_deref()
             .map(|r| format!("  ({r})"))
             .unwrap_or_default();
+        if let Some(r) = seen.remote.get(&s.name) {
+            reason = format!("  {}", r.describe(crate::util::now()));
+        }
         let (glyph, state) = match waiting {
             Some(j) => {
                 reason = format!(

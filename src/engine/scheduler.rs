@@ -119,6 +119,7 @@ struct Engine {
 /// Drives `run` until it finishes (or the lease is lost). Returns the run's final state.
 pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Result<RunState> {
     let plan = load_plan(run)?;
+    let grace = crate::runlog::liveness::heartbeat_grace().map_err(crate::util::user_error)?;
     let lease = Lease::acquire(run).map_err(|e| match e {
         // Another engine won the run (e.g. two resumes at once): a usage matter, not a fault.
         lease::LeaseError::Held(_) => crate::util::user_error(format!("run {}: {e}", run.id())),
@@ -139,7 +140,8 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
         .ok_or_else(|| eyre!("the index thread stopped"))?
         .map_err(|e| eyre!("cannot read the index: {e}"))?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let mut eng = Engine::new(run, plan, lease, index, done_tx, &opts)?;
+    let exec = LocalExecutor::new(grace);
+    let mut eng = Engine::new(run, plan, lease, index, exec, done_tx, &opts)?;
     for a in successes {
         let dir = a.dir.to_string_lossy().into_owned();
         if let Some(k) = a.cache_key {
@@ -232,6 +234,7 @@ impl Engine {
         plan: Plan,
         lease: Lease,
         index: IndexWorker,
+        exec: LocalExecutor,
         done_tx: mpsc::UnboundedSender<Finished>,
         opts: &DriveOptions,
     ) -> Result<Engine> {
@@ -292,7 +295,7 @@ impl Engine {
             plan,
             log,
             lease,
-            exec: Arc::new(LocalExecutor::new()),
+            exec: Arc::new(exec),
             index,
             slots,
             by_name,
@@ -366,15 +369,12 @@ impl Engine {
                 && let Some(a) = s.last_attempt()
                 && a.ended.is_none()
             {
-                // Only this host's process table can tell whether the attempt still runs.
-                let pid = if a.host == self.host { a.pid } else { None };
+                // Alive while its process group runs (this host) or its heartbeat is fresh (another).
                 slot.running = Some(a.attempt);
                 slot.started = Some(Instant::now());
                 slot.adopted = true;
                 self.in_use += slot.weight;
-                let dir = std::path::PathBuf::from(&a.dir);
-                self.exec
-                    .adopt(&inst.name, a.attempt, pid, &dir, self.done_tx.clone());
+                self.exec.adopt(&inst.name, a, self.done_tx.clone());
                 self.progress.step(
                     StepState::Running,
                     &inst.name,
@@ -726,6 +726,7 @@ impl Engine {
                     dir: dir.to_string_lossy().into_owned(),
                     cache_key: Some(key),
                     job_id: launched.job_id,
+                    boot_id: crate::runlog::liveness::boot_id(),
                 })?;
                 self.mark_running(i, attempt);
                 Ok(())
@@ -892,6 +893,7 @@ impl Engine {
                 .into_owned(),
             cache_key: self.slots[i].key.clone(),
             job_id: None,
+            boot_id: None,
         })?;
         self.slots[i].running = Some(attempt);
         self.in_use += self.slots[i].weight;

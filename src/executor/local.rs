@@ -1,12 +1,16 @@
 //! The local executor: each attempt is a `bash -e -o pipefail` process in its own process group, so a cancel
 //! or timeout reaches every grandchild; stdout/stderr go to files in the attempt dir; the step's shell writes
-//! its exit code to a file from an EXIT trap, so an engine that died can learn later how the step ended.
+//! its exit code to a file from an EXIT trap, so an engine that died can learn later how the step ended,
+//! and keeps a heartbeat file beside it, so an engine on another host can tell that it still runs (and
+//! cancel it through a file: see [`crate::runlog::liveness`]).
 
 use super::{Executor, Finished, LaunchSpec, Launched, Outcome};
+use crate::runlog::liveness::{self, AttemptRef, CANCEL_FILE, HEARTBEAT_FILE, Liveness};
+use crate::runlog::state::AttemptFold;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,26 +27,31 @@ pub fn kill_grace() -> Duration {
         .unwrap_or(Duration::from_secs(10))
 }
 
+/// How a cancel reaches an attempt.
+enum Target {
+    /// Its process group, on this host.
+    Group(i32),
+    /// Its attempt dir: it runs on another host, whose heartbeat loop reads the cancel file.
+    Files(PathBuf),
+}
+
 struct Attempt {
-    pgid: i32,
+    target: Target,
     cancelled: Arc<AtomicBool>,
 }
 
 pub struct LocalExecutor {
-    /// Live attempts: their process-group id, and whether a cancel was asked for.
+    /// Live attempts: how to reach them, and whether a cancel was asked for.
     groups: Arc<Mutex<HashMap<(String, u32), Attempt>>>,
     /// bash, found on PATH once rather than searched for at every step.
     bash: std::path::PathBuf,
-}
-
-impl Default for LocalExecutor {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// How old another host's heartbeat may be before its attempt is taken as lost.
+    grace: Duration,
 }
 
 impl LocalExecutor {
-    pub fn new() -> Self {
+    /// `grace`: see [`liveness::heartbeat_grace`]; it also sets how often steps beat.
+    pub fn new(grace: Duration) -> Self {
         let bash = std::env::var_os("PATH")
             .and_then(|p| {
                 std::env::split_paths(&p)
@@ -53,8 +62,60 @@ impl LocalExecutor {
         LocalExecutor {
             groups: Default::default(),
             bash,
+            grace,
         }
     }
+}
+
+/// The heartbeat part of the wrapper. A loop beside the step's shell, in its process group, rewrites the
+/// heartbeat file (temp file + rename, so a reader on any host sees a whole line) every `interval`; it
+/// stops by itself when the shell is gone (even if only the shell was SIGKILLed), is stopped by the
+/// shell's traps, and, when an engine of another host drops a cancel file, terminates the group:
+/// SIGTERM, then SIGKILL after the kill grace (writing `signal:9` for a shell that never ended).
+/// It is `disown`ed so a step's plain `wait` does not wait for it. Its first beat comes after one
+/// interval, so a step that ends at once costs one fork of the shell and nothing more.
+fn heartbeat_part(interval: Duration) -> String {
+    let json = |v: Option<String>| serde_json::Value::from(v).to_string();
+    let head = format!(
+        "{{\"host\":{},\"boot_id\":{},",
+        json(Some(crate::util::host())),
+        json(liveness::boot_id())
+    );
+    let ticks = (kill_grace().as_secs_f64() * 10.0).ceil() as u64;
+    let d = "\"$SORTIE_STEP_DIR\"";
+    format!(
+        r#"__sortie_alive() {{ kill -0 "$1" 2>/dev/null || return 1; local l; read -r l < "/proc/$1/stat" 2>/dev/null || return 0; l=${{l##*) }}; case ${{l%% *}} in Z|X) return 1;; esac; }}
+__sortie_busy() {{ local g="$1" f l; for f in /proc/[0-9]*/stat; do [ "$f" = "/proc/$BASHPID/stat" ] && continue; read -r l < "$f" 2>/dev/null || continue; l=${{l##*) }}; set -- $l; [ "$3" = "$g" ] && [ "$1" != Z ] && [ "$1" != X ] && return 0; done; return 1; }}
+__sortie_cancel() {{
+  trap '' TERM
+  kill -TERM -- "-$1" 2>/dev/null
+  local n=0
+  while [ "$n" -lt {ticks} ] && __sortie_busy "$1"; do read -r -t 0.1 -u "$__sortie_w"; n=$((n+1)); done
+  if __sortie_alive "$1" && [ ! -s {d}/{exit} ]; then printf 'signal:9\n' > {d}/{exit}; fi
+  kill -KILL -- "-$1" 2>/dev/null
+}}
+__sortie_beat() {{
+  set +e
+  trap 'exit 0' TERM
+  # A pipe nobody writes to: `read -t` on it waits without a `sleep` process (none to orphan, none to
+  # start for a step that ends at once), and a TERM ends the wait at once.
+  exec {{__sortie_w}}<> <(:)
+  # The first beat comes after one interval: a reader counts the start as a beat until then.
+  while read -r -t {interval:.3} -u "$__sortie_w"; [ $? -gt 128 ] && __sortie_alive "$1"; do
+    printf '%s"pid":%s,"pgid":%s,"time":%s}}\n' {head} "$1" "$1" "${{EPOCHSECONDS:-$(date +%s)}}" > {d}/{hb}.tmp && mv -f {d}/{hb}.tmp {d}/{hb}
+    if [ -e {d}/{cancel} ]; then __sortie_cancel "$1"; return; fi
+  done
+}}
+__sortie_beat "$$" </dev/null >/dev/null 2>&1 &
+__sortie_hb=$!
+disown "$__sortie_hb"
+"#,
+        head = crate::executor::slurm::script::quote(&head),
+        exit = crate::runlog::paths::EXIT_CODE_FILE,
+        hb = HEARTBEAT_FILE,
+        cancel = CANCEL_FILE,
+        interval = interval.as_secs_f64(),
+    )
 }
 
 /// The file the attempt runs: the step's script behind traps that record how it ended. A normal exit writes
@@ -62,29 +123,40 @@ impl LocalExecutor {
 /// later one that adopts the step can take a killed step for a success. Kept in the attempt dir so a user
 /// can read exactly what ran. The header uses Rust's escaped form of the names: a newline in a matrix
 /// value must never become a line of the script.
-fn command_file(spec: &LaunchSpec) -> String {
+fn command_file(spec: &LaunchSpec, beat_every: Duration) -> String {
     let mut s = format!(
         "# sortie: run {:?} step {:?} attempt {}\n",
         spec.run_id, spec.step, spec.attempt
     );
     // The step's shell opens its own log files: that work then runs beside the engine, not on its thread.
     s.push_str("exec >\"$SORTIE_STEP_DIR/stdout.log\" 2>\"$SORTIE_STEP_DIR/stderr.log\"\n");
-    s.push_str("__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; }\n");
+    s.push_str(
+        "__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; \
+         kill \"$__sortie_hb\" 2>/dev/null || true; }\n",
+    );
     s.push_str("trap '__sortie_exit \"$?\"' EXIT\n");
     for (sig, n) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
         s.push_str(&format!(
             "trap '__sortie_exit signal:{n}; trap - EXIT {sig}; kill -{sig} $$' {sig}\n"
         ));
     }
+    // After the traps: a signal that arrives now still stops the heartbeat.
+    s.push_str(&heartbeat_part(beat_every));
     s.push_str(&spec.script);
     s
 }
 
 fn group_exists(pgid: i32) -> bool {
-    !matches!(
-        killpg(Pid::from_raw(pgid), None),
-        Err(nix::errno::Errno::ESRCH)
-    ) && crate::runlog::lease::group_alive(pgid as u32)
+    u32::try_from(pgid).is_ok_and(liveness::group_running)
+}
+
+/// Asks the host that runs an attempt to cancel it: its heartbeat loop reads this file.
+fn request_cancel(dir: &std::path::Path) {
+    let tmp = dir.join(format!("{CANCEL_FILE}.tmp.{}", std::process::id()));
+    let body = format!("{} {}\n", crate::util::host(), crate::util::now());
+    if std::fs::write(&tmp, body).is_ok() {
+        let _ = std::fs::rename(&tmp, dir.join(CANCEL_FILE));
+    }
 }
 
 /// SIGTERM the group, then SIGKILL whatever is left after the grace period.
@@ -107,7 +179,10 @@ impl Executor for LocalExecutor {
         done: UnboundedSender<Finished>,
     ) -> std::io::Result<Launched> {
         let script_path = spec.dir.join("command.sh");
-        std::fs::write(&script_path, command_file(&spec))?;
+        std::fs::write(
+            &script_path,
+            command_file(&spec, liveness::beat_interval(self.grace)),
+        )?;
         let mut cmd = tokio::process::Command::new(&self.bash);
         cmd.arg("--noprofile")
             .arg("--norc")
@@ -135,7 +210,7 @@ impl Executor for LocalExecutor {
         self.groups.lock().unwrap().insert(
             key.clone(),
             Attempt {
-                pgid,
+                target: Target::Group(pgid),
                 cancelled: cancelled.clone(),
             },
         );
@@ -187,58 +262,72 @@ impl Executor for LocalExecutor {
     }
 
     fn cancel(&self, step: &str, attempt: u32) {
-        let pgid = self
-            .groups
-            .lock()
-            .unwrap()
-            .get(&(step.to_string(), attempt))
-            .map(|a| {
-                a.cancelled.store(true, Ordering::SeqCst);
-                a.pgid
-            });
-        if let Some(pgid) = pgid {
-            tokio::spawn(terminate_group(pgid));
+        let groups = self.groups.lock().unwrap();
+        let Some(a) = groups.get(&(step.to_string(), attempt)) else {
+            return;
+        };
+        a.cancelled.store(true, Ordering::SeqCst);
+        match &a.target {
+            Target::Group(pgid) => {
+                tokio::spawn(terminate_group(*pgid));
+            }
+            Target::Files(dir) => request_cancel(dir),
         }
     }
 
-    fn adopt(
-        &self,
-        step: &str,
-        attempt: u32,
-        pid: Option<u32>,
-        dir: &Path,
-        done: UnboundedSender<Finished>,
-    ) {
-        let key = (step.to_string(), attempt);
-        let pgid = pid.map(|p| p as i32).filter(|p| *p > 0);
+    fn adopt(&self, step: &str, a: &AttemptFold, done: UnboundedSender<Finished>) {
+        let key = (step.to_string(), a.attempt);
+        let dir = PathBuf::from(&a.dir);
+        let here = a.host == crate::util::host();
+        let pgid = a.pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0);
+        // Only this host's process table can signal the attempt; another host's is reached by file.
+        let target = match (here, pgid) {
+            (true, Some(p)) => Some(Target::Group(p)),
+            (true, None) => None,
+            (false, _) => Some(Target::Files(dir.clone())),
+        };
         let cancelled = Arc::new(AtomicBool::new(false));
-        if let Some(p) = pgid {
+        if let Some(target) = target {
             self.groups.lock().unwrap().insert(
                 key.clone(),
                 Attempt {
-                    pgid: p,
+                    target,
                     cancelled: cancelled.clone(),
                 },
             );
         }
         let groups = self.groups.clone();
-        let dir = dir.to_path_buf();
+        let grace = self.grace;
+        let a = a.clone();
+        // Another host's heartbeat changes every few seconds: looking more often than this buys nothing.
+        let every = Duration::from_millis(if here { 200 } else { 1000 });
         tokio::spawn(async move {
             let outcome = loop {
-                if let Some(o) = super::read_exit_file(&dir) {
-                    break o;
-                }
-                if !pgid.is_some_and(group_exists) {
-                    // The exit file may land just as the group goes away.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    break super::read_exit_file(&dir).unwrap_or_else(|| {
-                        Outcome::Lost("the process ended while no engine watched it".into())
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                let seen = liveness::liveness(
+                    &AttemptRef {
+                        dir: &dir,
+                        host: &a.host,
+                        boot_id: a.boot_id.as_deref(),
+                        pid: a.pid,
+                        started: a.started,
+                    },
+                    grace,
+                );
+                let why = match seen {
+                    Liveness::Ended { exit, .. } => break exit.into(),
+                    Liveness::Alive { .. } => {
+                        tokio::time::sleep(every).await;
+                        continue;
+                    }
+                    Liveness::Lost(why) => why,
+                    Liveness::Unknown => "the process ended while no engine watched it".into(),
+                };
+                // The exit file may land just as the group goes away.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                break super::read_exit_file(&dir).unwrap_or(Outcome::Lost(why));
             };
             // As for our own children: a cancelled step is over only when its whole group is.
-            if let Some(p) = pgid.filter(|_| cancelled.load(Ordering::SeqCst))
+            if let Some(p) = pgid.filter(|_| here && cancelled.load(Ordering::SeqCst))
                 && group_exists(p)
             {
                 terminate_group(p).await;
@@ -251,5 +340,49 @@ impl Executor for LocalExecutor {
                 facts: None,
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runlog::liveness::ExitRecord;
+
+    #[test]
+    fn the_wrapper_beats_keeps_the_exit_code_and_leaves_nothing_behind() {
+        use std::os::unix::process::CommandExt;
+        let d = tempfile::tempdir().unwrap();
+        let spec = LaunchSpec {
+            run_id: "r".into(),
+            step: "s".into(),
+            attempt: 1,
+            script: "sleep 0.5 &\nwait\nexit 7\n".into(),
+            env: vec![],
+            workdir: d.path().into(),
+            dir: d.path().into(),
+            timeout: None,
+        };
+        let script = d.path().join("command.sh");
+        std::fs::write(&script, command_file(&spec, Duration::from_millis(100))).unwrap();
+        let status = std::process::Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-o", "pipefail"])
+            .arg(&script)
+            .env("SORTIE_STEP_DIR", d.path())
+            .process_group(0)
+            .status()
+            .unwrap();
+        // A plain `wait` does not wait for the heartbeat, and the step's exit is the shell's.
+        assert_eq!(status.code(), Some(7));
+        assert_eq!(
+            liveness::read_exit_code(d.path()),
+            Some(ExitRecord::Exited(7))
+        );
+        let (beat, _) = liveness::read_heartbeat(d.path()).expect("a heartbeat");
+        assert_eq!(beat.host, crate::util::host());
+        assert_eq!(beat.pgid, beat.pid);
+        assert_eq!(beat.boot_id, liveness::boot_id());
+        // The heartbeat loop went with the shell: nothing keeps the group alive.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!liveness::group_running(beat.pgid));
     }
 }

@@ -6,6 +6,8 @@
 pub mod local;
 pub mod slurm;
 
+use crate::runlog::liveness::ExitRecord;
+use crate::runlog::state::AttemptFold;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -98,30 +100,25 @@ pub trait Executor: Send + Sync {
     /// Stops an attempt: SIGTERM to its whole process group, SIGKILL after a grace period.
     fn cancel(&self, step: &str, attempt: u32);
 
-    /// Watches an attempt started by an engine that died (a resume): reports its end from the exit-code
-    /// file, or `Lost` if it vanished without one.
-    fn adopt(
-        &self,
-        step: &str,
-        attempt: u32,
-        pid: Option<u32>,
-        dir: &Path,
-        done: UnboundedSender<Finished>,
-    );
+    /// Watches an attempt started by an engine that died (a resume), on this host or another: reports
+    /// its end from the exit-code file, or `Lost` once [`crate::runlog::liveness`] says it is gone.
+    fn adopt(&self, step: &str, attempt: &AttemptFold, done: UnboundedSender<Finished>);
+}
+
+impl From<ExitRecord> for Outcome {
+    fn from(e: ExitRecord) -> Outcome {
+        match e {
+            ExitRecord::Exited(c) => Outcome::Exited(c),
+            ExitRecord::Signaled(s) => Outcome::Signaled(s),
+            ExitRecord::TimedOut => Outcome::TimedOut,
+        }
+    }
 }
 
 /// The exit-code file's contents: a number written by the step's own shell, or `signal:N` written by the
 /// engine when the shell was killed before it could write.
 pub fn read_exit_file(dir: &Path) -> Option<Outcome> {
-    let text = std::fs::read_to_string(dir.join(crate::runlog::paths::EXIT_CODE_FILE)).ok()?;
-    let t = text.trim();
-    if let Some(sig) = t.strip_prefix("signal:") {
-        return sig.parse().ok().map(Outcome::Signaled);
-    }
-    if t == "timeout" {
-        return Some(Outcome::TimedOut);
-    }
-    t.parse().ok().map(Outcome::Exited)
+    crate::runlog::liveness::read_exit_code(dir).map(Outcome::from)
 }
 
 /// Writes the exit-code file unless the step's shell already did.

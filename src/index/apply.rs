@@ -77,6 +77,7 @@ pub fn apply(conn: &Connection, run: &str, run_dir: &str, rec: &Record) -> rusql
             dir,
             cache_key,
             job_id,
+            ..
         } => {
             // An attempt started without a key inherits the one the Cache event gave its step, so that
             // cache_hit() finds it.

@@ -96,6 +96,7 @@ pub fn start_attempt(run: &RunDir, ts: f64, step: &str, n: u32) -> PathBuf {
             dir: dir.to_string_lossy().into_owned(),
             cache_key: None,
             job_id: Some(format!("job{n}")),
+            boot_id: None,
         },
     );
     dir

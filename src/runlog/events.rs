@@ -182,6 +182,10 @@ pub enum Event {
         cache_key: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job_id: Option<String>,
+        /// The boot id of `host` when a local attempt started: the same host name with another boot id
+        /// has rebooted, so the attempt's processes are gone. Absent in logs of older versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        boot_id: Option<String>,
     },
     /// An attempt ended. `state` is succeeded, failed or cancelled.
     AttemptEnded {

@@ -4,6 +4,7 @@
 pub mod control;
 pub mod events;
 pub mod lease;
+pub mod liveness;
 pub mod paths;
 pub mod state;
 

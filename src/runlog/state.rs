@@ -8,6 +8,8 @@ use indexmap::IndexMap;
 pub struct AttemptFold {
     pub attempt: u32,
     pub host: String,
+    /// The boot id of `host` when it started (local attempts).
+    pub boot_id: Option<String>,
     pub pid: Option<u32>,
     pub dir: String,
     pub started: f64,
@@ -195,6 +197,7 @@ fn apply(r: &mut RunFold, rec: &Record) {
             dir,
             cache_key,
             job_id,
+            boot_id,
         } => {
             if let Some(s) = r.steps.get_mut(step) {
                 s.state = StepState::Running;
@@ -212,6 +215,7 @@ fn apply(r: &mut RunFold, rec: &Record) {
                 s.attempts.push(AttemptFold {
                     attempt: *attempt,
                     host: host.clone(),
+                    boot_id: boot_id.clone(),
                     pid: *pid,
                     dir: dir.clone(),
                     started: rec.ts,
@@ -284,6 +288,7 @@ mod tests {
                 dir: "d1".into(),
                 cache_key: None,
                 job_id: None,
+                boot_id: None,
             }),
             rec(Event::AttemptEnded {
                 step: "a".into(),

@@ -78,6 +78,8 @@ pub enum Action {
     RerunDownstream,
     /// Retry the failed steps of the selected run (asks first).
     RetryFailed,
+    /// Start a background engine for the selected run, whose engine died (asks first).
+    Resume,
     /// Show the selected step's or job's logs.
     Logs,
     /// Copy the selection's id to the clipboard (OSC 52, works over SSH).
@@ -119,6 +121,7 @@ impl Action {
                 | Action::Rerun
                 | Action::RerunDownstream
                 | Action::RetryFailed
+                | Action::Resume
         )
     }
 
@@ -137,6 +140,7 @@ impl Action {
             ("rerun", None) => Action::Rerun,
             ("rerun!" | "rerun-downstream", None) => Action::RerunDownstream,
             ("retry", None) => Action::RetryFailed,
+            ("resume", None) => Action::Resume,
             ("run" | "launch", None) => Action::Launch,
             ("logs", None) => Action::Logs,
             ("yank", None) => Action::Yank,
@@ -172,6 +176,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "re-run the selected step and everything downstream",
     ),
     ("retry", "retry the failed steps of the selected run"),
+    ("resume", "resume the selected run, whose engine died"),
     ("logs", "show the selected step's logs"),
     ("yank", "copy the selected id"),
     (
@@ -220,7 +225,7 @@ mod tests {
         );
         assert_eq!(
             complete_command("re"),
-            vec!["rerun", "rerun!", "retry", "redraw"]
+            vec!["rerun", "rerun!", "retry", "resume", "redraw"]
         );
     }
 

@@ -18,6 +18,8 @@ pub enum Effect {
     Request { run_dir: PathBuf, request: Request },
     /// Start a pipeline file in the background.
     Launch(PathBuf),
+    /// Start a background engine for a run nobody drives (`sortie resume --detach`).
+    Resume(PathBuf),
     /// `scancel` these SLURM jobs.
     CancelJobs(Vec<String>),
     /// Copy text to the clipboard with OSC 52.
@@ -686,6 +688,7 @@ impl App {
                     },
                 );
             }
+            Action::Resume => self.ask_resume(),
             Action::Logs if self.focus == Pane::Jobs => {
                 let Some(j) = self.selected_job() else {
                     return Vec::new();
@@ -920,6 +923,30 @@ impl App {
                 run_dir: dir,
                 request: Request::Cancel { step: None },
             },
+        );
+    }
+
+    fn ask_resume(&mut self) {
+        let Some((id, dir, state)) = self.target_run_dir() else {
+            self.set_status("no run selected");
+            return;
+        };
+        // A run nobody drives may look finished (its steps ended unattended): the log still waits for
+        // an engine to record it.
+        if !self.snapshot.dead_engines.contains(&id) {
+            let why = if state == RunState::Running {
+                "has a live engine".to_string()
+            } else {
+                format!("is already {state}")
+            };
+            self.set_status(format!("run {id} {why}: nothing to resume"));
+            return;
+        }
+        self.confirm(
+            format!(
+                "Resume run {id}? Its engine died; a background engine takes it over, follows the steps still running and starts the rest."
+            ),
+            Effect::Resume(dir),
         );
     }
 

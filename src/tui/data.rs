@@ -3,8 +3,9 @@
 //! [`Watch`]; SQLite and file reads never happen on the UI thread.
 
 use crate::index::{Index, JobLink, Point, RunRow, StepRow};
-use crate::runlog::{Project, RunDir, lease};
-use std::collections::HashMap;
+use crate::runlog::liveness::{self, RemoteRunning};
+use crate::runlog::{Project, RunDir, RunState, lease};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -44,6 +45,11 @@ pub struct Snapshot {
     pub steps: Vec<StepRow>,
     /// Whether a live engine drives `run`.
     pub engine_alive: bool,
+    /// Runs the log calls running that no live engine drives (it died): `sortie resume` takes over.
+    pub dead_engines: Vec<String>,
+    /// Steps of `run` that run on another host than its engine's (or with no engine): where, and their
+    /// heartbeat (see [`liveness::read_unattended`], which also gave `steps` the ends nobody recorded).
+    pub remote: BTreeMap<String, RemoteRunning>,
     pub metric_keys: Vec<String>,
     pub metric: Option<String>,
     pub series: Vec<SeriesData>,
@@ -374,18 +380,17 @@ pub fn run(
         };
         let synced = gate.sync(ix, &project, &timing);
         let fresh = match (&last, synced) {
-            // Nothing was read and nothing else asked for: the last snapshot stands, but for whether
-            // the engine still lives (a dead engine changes no file), looked at every few seconds.
+            // Nothing was read and nothing else asked for: the last snapshot stands, but for what
+            // changes no event (an engine that died, a step that ended unattended, another host's
+            // heartbeat), looked at every few seconds while a run is running.
             (Some(prev), Synced::Nothing) if !changed_watch && prev.error.is_none() => {
-                if alive_at.elapsed() < HEARTBEAT {
+                if alive_at.elapsed() < HEARTBEAT
+                    || !prev.runs.iter().any(|r| r.state == RunState::Running)
+                {
                     None
                 } else {
                     alive_at = Instant::now();
-                    let alive = engine_alive(&prev.runs, prev.run.as_deref());
-                    (alive != prev.engine_alive).then(|| Snapshot {
-                        engine_alive: alive,
-                        ..prev.clone()
-                    })
+                    Some(build(ix, &watch, &mut cache, None))
                 }
             }
             // Only metrics grew (a live run logging): runs and steps stand, the metrics are read.
@@ -434,9 +439,12 @@ pub fn run(
 fn engine_alive(runs: &[RunRow], run: Option<&str>) -> bool {
     runs.iter()
         .find(|r| Some(r.id.as_str()) == run)
-        .is_some_and(|row| {
-            lease::current(&RunDir::new(row.dir.clone())).is_some_and(|l| l.is_alive())
-        })
+        .is_some_and(driven)
+}
+
+/// Whether a live engine (on any host) holds the run's lease.
+fn driven(run: &RunRow) -> bool {
+    lease::current(&RunDir::new(run.dir.clone())).is_some_and(|l| l.is_alive())
 }
 
 /// Loads what the watch asks for. Errors land in the snapshot, never panic the thread.
@@ -464,7 +472,22 @@ fn build(
         .or_else(|| snap.runs.first().map(|r| r.id.clone()));
     let Some(run) = run else { return snap };
     snap.engine_alive = engine_alive(&snap.runs, Some(&run));
+    snap.dead_engines = snap
+        .runs
+        .iter()
+        .filter(|r| r.state == RunState::Running && !driven(r))
+        .map(|r| r.id.clone())
+        .collect();
     snap.steps = ix.steps(&run).unwrap_or_default();
+    // What `sortie status` says of attempts nobody watches, from the same function.
+    if let Some(row) = snap.runs.iter_mut().find(|r| r.id == run)
+        && row.state == RunState::Running
+    {
+        let attempts = ix.attempts(&run, None).unwrap_or_default();
+        // A bad grace was refused when the TUI started.
+        let grace = liveness::heartbeat_grace().unwrap_or(liveness::DEFAULT_GRACE);
+        snap.remote = liveness::read_unattended(row, &mut snap.steps, &attempts, grace).remote;
+    }
     snap.job_links = Arc::new(ix.job_links().unwrap_or_default());
     snap.run = Some(run);
     add_metrics(ix, watch, cache, &mut snap);

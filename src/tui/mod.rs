@@ -196,6 +196,9 @@ impl Ui {
                 && st.state == crate::runlog::StepState::Running
             {
                 sig.push_str(&view::step_time(st, &self.app, now));
+                if let Some(r) = self.app.snapshot.remote.get(&st.name) {
+                    sig.push_str(&r.describe(now));
+                }
                 sig.push('|');
             }
         }
@@ -270,6 +273,16 @@ impl Ui {
                             .map_err(|e| e.to_string());
                         // Look again soon: the job's end is news.
                         slurm.poller.poke();
+                        let _ = tx.send(Msg::Done(r));
+                    });
+                }
+                Effect::Resume(dir) => {
+                    let tx = self.tx.clone();
+                    std::thread::spawn(move || {
+                        let run = RunDir::new(dir);
+                        let r = crate::engine::detach::spawn_detached(&run, None, false)
+                            .map(|pid| format!("resumed run {} (engine pid {pid})", run.id()))
+                            .map_err(|e| e.to_string());
                         let _ = tx.send(Msg::Done(r));
                     });
                 }

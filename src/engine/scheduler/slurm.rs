@@ -312,6 +312,7 @@ impl Engine {
             dir: part.spec.dir.to_string_lossy().into_owned(),
             cache_key: self.slots[i].key.clone(),
             job_id: None,
+            boot_id: None,
         })?;
         self.emit(Event::SubmitIntent {
             step: self.plan.instances[i].name.clone(),

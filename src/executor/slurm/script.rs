@@ -30,7 +30,7 @@ pub struct JobScript<'a> {
     pub element: bool,
 }
 
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     shlex::try_quote(s)
         .map(|q| q.into_owned())
         .unwrap_or_else(|_| format!("'{}'", s.replace('\0', "").replace('\'', r"'\''")))

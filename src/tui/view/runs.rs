@@ -52,6 +52,16 @@ fn runs_list(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx) {
                 crate::runlog::RunState::Cancelled => '⊘',
             };
             let style = ctx.style(&format!("state.{}", r.state.as_str()));
+            // Nobody drives it: say so where the pipeline's name was (`e` resumes it).
+            if app.snapshot.dead_engines.contains(&r.id) {
+                return ListItem::new(Line::from(vec![
+                    Span::styled("!", ctx.style("state.failed")),
+                    Span::raw(" "),
+                    Span::styled(format!("{} ", r.id), ctx.style("text")),
+                    Span::styled("engine died ", ctx.style("state.failed")),
+                    Span::styled(format!("{:>3}/{:<3}", r.steps_done, r.steps_total), style),
+                ]));
+            }
             let took = match r.ended {
                 Some(e) => crate::util::human_duration(e - r.created),
                 None => super::running_for(now - r.created),
@@ -155,9 +165,14 @@ fn shown_state(s: &StepRow, app: &App, now: f64) -> (char, String, String, Strin
                 Some(t) if s.state == StepState::Running => super::running_for(now - t as f64),
                 _ => elapsed(s, now),
             };
+            // Another host runs it: say where, and how fresh its heartbeat is.
+            let word = match app.snapshot.remote.get(&s.name) {
+                Some(r) if s.state == StepState::Running => r.describe(now),
+                _ => s.state.to_string(),
+            };
             (
                 s.state.glyph(),
-                s.state.to_string(),
+                word,
                 format!("state.{}", s.state.as_str()),
                 time,
             )

@@ -1,0 +1,280 @@
+//! A run started on one login node and resumed on another (`SORTIE_HOST` plays the second node, with an
+//! index of its own): the resumed engine follows a step the first node still runs through its heartbeat
+//! file instead of running it again, declares it lost only once the heartbeat is older than the grace,
+//! and cancels it through a file.
+
+mod common;
+
+use common::{Project, kill_leftovers, step_of};
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// A project whose commands run on "hosta" unless told otherwise, with a short lease so the second
+/// host soon sees the first one's engine as dead.
+fn two_hosts(pipeline: &str) -> (Project, tempfile::TempDir) {
+    let p = Project::with_pipeline(pipeline)
+        .env("SORTIE_HOST", "hosta")
+        .env("SORTIE_LEASE_TIMEOUT", "1")
+        .env("SORTIE_KILL_GRACE", "1");
+    let b_state = tempfile::Builder::new()
+        .prefix("sortie-hostb-")
+        .tempdir()
+        .unwrap();
+    (p, b_state)
+}
+
+/// The environment of the second host.
+fn host_b(state: &tempfile::TempDir) -> Vec<(&'static str, String)> {
+    vec![
+        ("SORTIE_HOST", "hostb".to_string()),
+        (
+            "SORTIE_STATE_DIR",
+            state.path().to_string_lossy().into_owned(),
+        ),
+    ]
+}
+
+fn on_b(p: &Project, b: &tempfile::TempDir, args: &[&str]) -> common::Out {
+    let env = host_b(b);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    p.sortie_env(args, &env)
+}
+
+fn status_on_b(p: &Project, b: &tempfile::TempDir, run: &str) -> Value {
+    let out = on_b(p, b, &["status", run, "--json"]);
+    out.ok();
+    out.json()
+}
+
+/// Polls `status RUN --json` on host B until `pred` holds.
+fn wait_on_b(
+    p: &Project,
+    b: &tempfile::TempDir,
+    run: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    common::poll_until(what, SECS(30), Duration::from_millis(200), || {
+        Some(status_on_b(p, b, run)).filter(|st| pred(st))
+    })
+}
+
+/// Starts the run detached on host A, waits for `step` to run (and `ready` to be written), kills A's
+/// engine with SIGKILL and waits until host B sees it dead. Returns the run and the pid of the step's
+/// shell.
+fn start_on_a_and_kill_the_engine(
+    p: &Project,
+    b: &tempfile::TempDir,
+    step: &str,
+    ready: &str,
+) -> (String, u32) {
+    let run = p.run_detached(&[]);
+    let st = p.wait_step(&run, step, "running", SECS(15));
+    common::wait_for(SECS(15), ready, || p.path(ready).exists().then_some(()));
+    let engine = st["engine"]["pid"].as_u64().expect("engine pid") as u32;
+    common::kill_pid(engine);
+    wait_on_b(p, b, &run, "host B to see the engine dead", |st| {
+        st["engine"]["alive"] == false
+    });
+    let shell = p
+        .events(&run)
+        .iter()
+        .find(|e| e["type"] == "attempt_started" && e["step"] == step)
+        .and_then(|e| e["pid"].as_u64())
+        .expect("the step's pid") as u32;
+    (run, shell)
+}
+
+fn ended_event(p: &Project, run: &str, step: &str) -> Value {
+    p.events(run)
+        .into_iter()
+        .find(|e| e["type"] == "attempt_ended" && e["step"] == step)
+        .unwrap_or_else(|| panic!("no attempt_ended for {step}"))
+}
+
+const SLOW: &str = r#"[[step]]
+name = "work"
+retries = 1
+retry_backoff = "0s"
+run = '''
+echo start >> marks.txt
+touch started
+sleep 5
+echo end >> marks.txt
+'''
+"#;
+
+#[test]
+fn a_step_another_host_still_runs_is_followed_not_run_again() {
+    let (p, b) = two_hosts(SLOW);
+    // A beat every second (the first one comes after one interval).
+    let p = p.env("SORTIE_HEARTBEAT_GRACE", "8");
+    let (run, _) = start_on_a_and_kill_the_engine(&p, &b, "work", "started");
+    let env = host_b(&b);
+    let mut resume = p.cmd(&["resume", &run]);
+    resume.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut resume = resume
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start resume on host B");
+    // Meanwhile host B says where the step runs, from its heartbeat.
+    let st = wait_on_b(&p, &b, &run, "host B to see A's heartbeat", |st| {
+        st["engine"]["host"] == "hostb"
+            && st["engine"]["alive"] == true
+            && step_of(st, "work")["heartbeat"]["age_s"].is_number()
+    });
+    let work = step_of(&st, "work");
+    assert_eq!(work["state"], "running", "{st}");
+    assert_eq!(work["heartbeat"]["host"], "hosta", "{st}");
+    let age = work["heartbeat"]["age_s"]
+        .as_f64()
+        .expect("a heartbeat age");
+    assert!(age < 10.0, "{st}");
+    let text = on_b(&p, &b, &["status", &run]);
+    text.ok();
+    assert!(
+        text.stdout.contains("running on hosta (heartbeat "),
+        "{}",
+        text.stdout
+    );
+
+    let deadline = Instant::now() + SECS(30);
+    let code = loop {
+        if let Some(s) = resume.try_wait().unwrap() {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = resume.kill();
+            panic!("resume on host B did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, Some(0));
+    // The step ran once (a lost attempt would have been tried again), and its real end is recorded.
+    assert_eq!(p.lines("marks.txt"), ["start", "end"]);
+    let st = status_on_b(&p, &b, &run);
+    assert_eq!(st["state"], "succeeded", "{st}");
+    let work = step_of(&st, "work");
+    assert_eq!(work["attempts"], 1, "{st}");
+    assert_eq!(work["exit_code"], 0, "{st}");
+    assert_eq!(work["state"], "succeeded", "{st}");
+    let end = ended_event(&p, &run, "work");
+    assert_eq!(end["attempt"], 1);
+    assert_eq!(end["exit_code"], 0);
+}
+
+const LONG: &str = r#"[[step]]
+name = "work"
+run = '''
+sleep 60 &
+echo $! >> pids.txt
+wait
+'''
+
+[[step]]
+name = "after"
+needs = ["work"]
+run = "touch AFTER"
+"#;
+
+/// Attempt 1 runs long; a later one (after attempt 1 was lost) ends at once.
+const LONG_ONCE: &str = r#"[[step]]
+name = "work"
+run = '''
+if [ "$SORTIE_ATTEMPT" = 1 ]; then
+  sleep 60 &
+  echo $! >> pids.txt
+  wait
+fi
+echo "attempt $SORTIE_ATTEMPT" >> marks.txt
+'''
+
+[[step]]
+name = "after"
+needs = ["work"]
+run = "touch AFTER"
+"#;
+
+#[test]
+fn a_heartbeat_that_stops_is_lost_after_the_grace() {
+    let (p, b) = two_hosts(LONG_ONCE);
+    let p = p.env("SORTIE_HEARTBEAT_GRACE", "3");
+    let (run, shell) = start_on_a_and_kill_the_engine(&p, &b, "work", "pids.txt");
+    let pids = common::read_pids(&p.path("pids.txt"));
+    // Host A goes away with everything on it.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(shell as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let res = common::wait_dead(&pids, SECS(5));
+    kill_leftovers(&pids, "sleep");
+    res.expect("the step's processes died");
+    let hb_file = p.run_dir(&run).join("work/attempt-1/heartbeat");
+    let last_beat = std::fs::metadata(&hb_file)
+        .and_then(|m| m.modified())
+        .expect("a heartbeat file")
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    on_b(&p, &b, &["resume", &run]).ok();
+    let end = ended_event(&p, &run, "work");
+    assert_eq!(end["attempt"], 1);
+    let reason = end["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no heartbeat from hosta"),
+        "the lost step should say why: {end}"
+    );
+    let waited = end["ts"].as_f64().unwrap() - last_beat;
+    assert!(
+        waited >= 2.5,
+        "declared lost {waited:.1} s after the last heartbeat, before the 3 s grace"
+    );
+    // A lost attempt gets its extra try, on host B.
+    assert_eq!(p.lines("marks.txt"), ["attempt 2"]);
+    let st = status_on_b(&p, &b, &run);
+    assert_eq!(st["state"], "succeeded", "{st}");
+    assert_eq!(step_of(&st, "work")["attempts"], 2);
+    assert!(p.path("AFTER").exists());
+}
+
+#[test]
+fn a_grace_that_is_not_a_positive_number_is_refused() {
+    let p = Project::with_pipeline(LONG);
+    for bad in ["soon", "0", "-5"] {
+        for args in [&["status"][..], &["run"][..]] {
+            let out = p.sortie_env(args, &[("SORTIE_HEARTBEAT_GRACE", bad)]);
+            out.expect_code(2);
+            assert!(
+                out.stderr.contains("SORTIE_HEARTBEAT_GRACE") && out.stderr.contains("positive"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+    assert!(p.run_ids().is_empty(), "a refused run left a run directory");
+}
+
+#[test]
+fn another_host_cancels_a_step_through_its_files() {
+    let (p, b) = two_hosts(LONG);
+    let (run, _) = start_on_a_and_kill_the_engine(&p, &b, "work", "pids.txt");
+    let pids = common::read_pids(&p.path("pids.txt"));
+    let out = on_b(&p, &b, &["cancel", &run]);
+    let res = common::wait_dead(&pids, SECS(15));
+    kill_leftovers(&pids, "sleep");
+    out.ok();
+    res.expect("the step on host A died of the cancel from host B");
+    let st = wait_on_b(&p, &b, &run, "the run to finish on host B", |st| {
+        st["state"] != "running" && st["engine"]["alive"] != true
+    });
+    assert_eq!(st["state"], "cancelled", "{st}");
+    assert_eq!(step_of(&st, "work")["state"], "cancelled", "{st}");
+    assert_ne!(step_of(&st, "after")["state"], "succeeded");
+    assert!(p.run_dir(&run).join("work/attempt-1/cancel").exists());
+    assert!(!p.path("AFTER").exists());
+}
