@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 /// More cells than this is almost certainly a mistake, and would exhaust memory before saying so.
 const MAX_INSTANCES: usize = 1_000_000;
 
+/// The longest file name (one path component) on the filesystems sortie runs on.
+const MAX_FILE_NAME: usize = 255;
+
 /// What every step shares.
 pub(crate) struct Context<'a> {
     pub env: &'a [EnvEntry],
@@ -115,6 +118,19 @@ pub(crate) fn step(
                 sink.error(
                     matrix.span.clone().unwrap_or(step.header.clone()),
                     format!("the matrix of step `{name}` makes two instances named `{inst_name}`"),
+                );
+                return Vec::new();
+            }
+            // A plain step's name is already limited; matrix values make names longer.
+            let dir_name = crate::runlog::paths::step_dir_name(&inst_name);
+            if !matrix.keys.is_empty() && dir_name.len() > MAX_FILE_NAME {
+                sink.error_help(
+                    matrix.span.clone().unwrap_or(step.header.clone()),
+                    format!(
+                        "the matrix of step `{name}` makes an instance whose directory name has {} bytes, more than the {MAX_FILE_NAME} a file name may have",
+                        dir_name.len()
+                    ),
+                    "use shorter matrix values (the instance name is `step[key=value,...]`)",
                 );
                 return Vec::new();
             }
@@ -320,7 +336,22 @@ struct Binder<'a, 's, 't> {
 impl Binder<'_, '_, '_> {
     /// The bound template; on an unknown parameter, an empty one after reporting (and clearing `ok`).
     fn bind(&mut self, field: &str, s: &At<String>, shell: bool) -> Bound {
-        let t = Template::parse(&s.value);
+        let t = match Template::parse(&s.value) {
+            Ok(t) => t,
+            Err(raw) => {
+                let span = self.span_of(s, &raw);
+                self.sink.error_help(
+                    span,
+                    format!(
+                        "unclosed placeholder `{raw}` in `{field}` of step `{}`",
+                        self.step
+                    ),
+                    format!("close it: `{raw}}}}}`"),
+                );
+                self.ok = false;
+                return Bound::default();
+            }
+        };
         match t.bind(self.keys) {
             Ok(b) => {
                 if shell {
@@ -329,13 +360,7 @@ impl Binder<'_, '_, '_> {
                 b
             }
             Err((name, raw)) => {
-                // Point at the placeholder itself when the source holds it verbatim (it always does
-                // unless written with escapes).
-                let src = self.sink.text().get(s.span.clone()).unwrap_or("");
-                let span = match src.find(raw) {
-                    Some(at) => s.span.start + at..s.span.start + at + raw.len(),
-                    None => s.span.clone(),
-                };
+                let span = self.span_of(s, raw);
                 let help = if self.keys.is_empty() {
                     format!(
                         "step `{}` has no matrix; parameters come from `matrix = {{ {name} = [...] }}`",
@@ -355,6 +380,16 @@ impl Binder<'_, '_, '_> {
                 self.ok = false;
                 Bound::default()
             }
+        }
+    }
+
+    /// The span of `raw` inside the field's source when the source holds it verbatim (it always does
+    /// unless written with escapes), else the whole field.
+    fn span_of(&self, s: &At<String>, raw: &str) -> std::ops::Range<usize> {
+        let src = self.sink.text().get(s.span.clone()).unwrap_or("");
+        match src.find(raw) {
+            Some(at) => s.span.start + at..s.span.start + at + raw.len(),
+            None => s.span.clone(),
         }
     }
 
@@ -516,6 +551,27 @@ matrix = { model = ["a b"] }
         assert_eq!(
             errors(text),
             "p.toml:3:13: error: unknown parameter `{{x}}` in `run` of step `s`; help: step `s` has no matrix; parameters come from `matrix = { x = [...] }`"
+        );
+    }
+
+    #[test]
+    fn instance_too_long_for_a_directory_name() {
+        let long = "v".repeat(300);
+        let text =
+            format!("[[step]]\nname = \"s\"\nrun = \"x\"\nmatrix = {{ a = [1, \"{long}\"] }}\n");
+        assert_eq!(
+            errors(&text),
+            "p.toml:4:10: error: the matrix of step `s` makes an instance whose directory name has 305 bytes, more than the 255 a file name may have; help: use shorter matrix values (the instance name is `step[key=value,...]`)"
+        );
+    }
+
+    #[test]
+    fn unclosed_placeholder_points_at_it() {
+        let text =
+            "[[step]]\nname = \"s\"\nrun = \"train --seed {{seed\"\nmatrix = { seed = [1] }\n";
+        assert_eq!(
+            errors(text),
+            "p.toml:3:21: error: unclosed placeholder `{{seed` in `run` of step `s`; help: close it: `{{seed}}`"
         );
     }
 
