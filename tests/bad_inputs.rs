@@ -63,3 +63,89 @@ fn unclosed_placeholder_is_located() {
         "sortie.toml:3:13: error: unclosed placeholder `{{x` in `run` of step `s`",
     );
 }
+
+const ONE_STEP: &str = "[[step]]\nname = \"hello\"\nrun = \"echo hi\"\n";
+
+/// A project whose pipeline ran once, successfully; returns it and the run id.
+fn finished_run(pipeline: &str) -> (Project, String) {
+    let p = Project::with_pipeline(pipeline);
+    p.sortie(&["run"]).ok();
+    let id = p.only_run();
+    (p, id)
+}
+
+#[test]
+fn project_flag_naming_no_directory() {
+    let p = Project::new();
+    for args in [
+        &["-C", "/nonexistent/x", "runs"][..],
+        &["-C", "/nonexistent/x", "status"],
+        &["-C", "/nonexistent/x", "run", "sortie.toml"],
+    ] {
+        let out = p.sortie(args);
+        out.expect_code(2);
+        assert!(
+            out.stderr
+                .contains("-C /nonexistent/x (the project directory): no such directory"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    p.write("file", "");
+    let out = p.sortie(&["-C", "file", "runs"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("not a directory"), "{}", out.stderr);
+}
+
+#[test]
+fn logs_of_an_attempt_that_does_not_exist() {
+    let (p, _) = finished_run(ONE_STEP);
+    p.sortie(&["logs", "hello"]).ok();
+    let out = p.sortie(&["logs", "hello", "--attempt", "99"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("--attempt 99: hello has 1 attempt in run"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn logs_whose_file_or_attempt_dir_was_deleted() {
+    let (p, id) = finished_run(ONE_STEP);
+    let attempt = p.run_dir(&id).join("hello/attempt-1");
+    std::fs::remove_file(attempt.join("stdout.log")).unwrap();
+    let out = p.sortie(&["logs", "hello"]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("attempt 1 of hello has no log (deleted?)"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_dir_all(&attempt).unwrap();
+    let out = p.sortie(&["logs", "hello"]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("attempt 1 of hello has no directory (deleted?)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn cancel_of_an_unknown_step_on_a_finished_run() {
+    let (p, _) = finished_run(ONE_STEP);
+    let out = p.sortie(&["cancel", "latest", "helo"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("has no step \"helo\" (did you mean \"hello\"?"),
+        "{}",
+        out.stderr
+    );
+    // A known name on a finished run is still a no-op.
+    p.sortie(&["cancel", "latest", "hello"]).ok();
+}

@@ -11,6 +11,7 @@ mod spec;
 pub mod template;
 pub mod units;
 
+pub(crate) use diag::closest;
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{load, load_str};
 pub use plan::*;
