@@ -149,3 +149,26 @@ fn cancel_of_an_unknown_step_on_a_finished_run() {
     // A known name on a finished run is still a no-op.
     p.sortie(&["cancel", "latest", "hello"]).ok();
 }
+
+#[test]
+fn metrics_json_tells_infinity_from_nan() {
+    let (p, _) = finished_run(
+        "[[step]]\nname = \"m\"\nrun = '''\nprintf '{\"a\": Infinity}\\n{\"a\": -Infinity}\\n{\"b\": NaN}\\n' >> \"$SORTIE_METRICS\"\n'''\n",
+    );
+    let out = p.sortie(&["metrics", "--json"]);
+    out.ok();
+    let v = out.json();
+    let rows = v.as_array().expect("a list");
+    let row = |k: &str| {
+        rows.iter()
+            .find(|r| r["key"] == k)
+            .unwrap_or_else(|| panic!("{v}"))
+    };
+    assert_eq!(row("a")["last"], "-Infinity", "{v}");
+    assert_eq!(row("a")["min"], "-Infinity", "{v}");
+    assert_eq!(row("a")["max"], "Infinity", "{v}");
+    assert!(
+        row("b")["last"].is_null() && row("b")["max"].is_null(),
+        "{v}"
+    );
+}
