@@ -5,6 +5,7 @@
 mod common;
 
 use common::Project;
+use std::time::{Duration, Instant};
 
 /// `check` and `run` both refuse `pipeline` with exit 2, a message containing `want`, and no run.
 #[track_caller]
@@ -171,4 +172,87 @@ fn metrics_json_tells_infinity_from_nan() {
         row("b")["last"].is_null() && row("b")["max"].is_null(),
         "{v}"
     );
+}
+
+#[test]
+fn fifo_and_device_inputs_are_refused_where_written() {
+    let p = Project::with_pipeline(
+        "[[step]]\nname = \"s\"\nrun = \"true\"\ninputs = [\"ok.txt\", \"pipe\"]\n",
+    );
+    p.write("ok.txt", "x");
+    nix::unistd::mkfifo(&p.path("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    refused_at_check_and_run(
+        &p,
+        "sortie.toml:4:21: error: input `pipe` is a FIFO: only regular files and directories can be inputs",
+    );
+    p.write(
+        "sortie.toml",
+        "[[step]]\nname = \"s\"\nrun = \"true\"\ninputs = [\"/dev/zero\"]\n",
+    );
+    refused_at_check_and_run(
+        &p,
+        "sortie.toml:4:11: error: input `/dev/zero` is a character device",
+    );
+}
+
+#[test]
+fn fifo_matched_by_a_glob_fails_the_step_without_hanging() {
+    let p =
+        Project::with_pipeline("[[step]]\nname = \"s\"\nrun = \"true\"\ninputs = [\"data/*\"]\n");
+    p.write("data/a.txt", "x");
+    nix::unistd::mkfifo(&p.path("data/b"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = p.sortie(&["run"]);
+    out.expect_code(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("input `data/b` is a FIFO"), "{text}");
+}
+
+#[test]
+fn sigterm_stops_hashing_a_huge_input_at_once() {
+    let p =
+        Project::with_pipeline("[[step]]\nname = \"s\"\nrun = \"true\"\ninputs = [\"big.bin\"]\n");
+    // Sparse: 30 GB to read, no disk used.
+    std::fs::File::create(p.path("big.bin"))
+        .unwrap()
+        .set_len(30 << 30)
+        .unwrap();
+    let err_path = p.path("run.err");
+    let mut child = p
+        .cmd(&["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    // Past a second, the hash says how far it got.
+    let progress = common::wait_for(Duration::from_secs(30), "a progress line", || {
+        let t = std::fs::read_to_string(&err_path).unwrap_or_default();
+        t.contains("hashing input").then_some(t)
+    });
+    assert!(
+        progress.contains("big.bin") && progress.contains("of 30.00 GiB"),
+        "{progress}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let status = common::wait_for(Duration::from_secs(10), "the run to stop", || {
+        child.try_wait().unwrap()
+    });
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "took {:?} to stop",
+        sent.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{}",
+        std::fs::read_to_string(&err_path).unwrap()
+    );
+    let st = p.status(None);
+    assert_eq!(st["state"], "cancelled", "{st}");
+    assert_eq!(common::step_of(&st, "s")["state"], "cancelled", "{st}");
 }

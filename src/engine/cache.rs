@@ -8,6 +8,8 @@ use crate::pipeline::Instance;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Manifest {
@@ -130,6 +132,10 @@ pub fn manifest_with(
                 .unwrap_or(&f)
                 .to_string_lossy()
                 .into_owned();
+            // A glob or a directory can match a FIFO or a device, which hashing would read for ever.
+            if let Some(kind) = crate::pipeline::inputs::special_kind(&f) {
+                return Err(crate::pipeline::inputs::refusal(&rel, kind));
+            }
             let h = hash(&f)?;
             m.inputs.insert(rel, h);
         }
@@ -138,6 +144,27 @@ pub fn manifest_with(
         .map_err(|e| e.to_string())?;
     m.key = blake3::hash(&body).to_hex()[..32].to_string();
     Ok(m)
+}
+
+/// A flag that turns true at the first SIGINT or SIGTERM, for [`Index::set_interrupt`]: hashing a
+/// large input runs on the index thread while the engine's own loop (which reacts to signals) waits
+/// for it, so the hash must stop by itself. Listening here does not take the signal from the engine.
+pub fn interrupt_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let flag = Arc::new(AtomicBool::new(false));
+    let (mut int, mut term) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    );
+    let set = flag.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        set.store(true, Ordering::Relaxed);
+    });
+    Ok(flag)
 }
 
 /// Outputs that do not exist (a cached result is only used when all of them do).

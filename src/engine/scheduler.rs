@@ -114,6 +114,8 @@ struct Engine {
     submit_seq: u32,
     /// When the run was created (unix seconds): where looking for its jobs in accounting starts.
     created: f64,
+    /// Set at SIGINT/SIGTERM; a hash it stopped leaves its step pending for the cancel that follows.
+    interrupt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Drives `run` until it finishes (or the lease is lost). Returns the run's final state.
@@ -124,7 +126,10 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
         lease::LeaseError::Held(_) => crate::util::user_error(format!("run {}: {e}", run.id())),
         lease::LeaseError::Io(_) => eyre!("run {}: {e}", run.id()),
     })?;
-    let index = Index::open_project(project).map_err(|e| eyre!("cannot open the index: {e}"))?;
+    let mut index =
+        Index::open_project(project).map_err(|e| eyre!("cannot open the index: {e}"))?;
+    let interrupt = cache::interrupt_on_signals()?;
+    index.set_interrupt(interrupt.clone());
     let index = IndexWorker::spawn(index);
     let project2 = project.clone();
     // Earlier runs' results feed the cache: bring the index up to date first.
@@ -140,6 +145,7 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
         .map_err(|e| eyre!("cannot read the index: {e}"))?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut eng = Engine::new(run, plan, lease, index, done_tx, &opts)?;
+    eng.interrupt = interrupt;
     for a in successes {
         let dir = a.dir.to_string_lossy().into_owned();
         if let Some(k) = a.cache_key {
@@ -313,6 +319,7 @@ impl Engine {
             slurm,
             submit_seq: 0,
             created: 0.0,
+            interrupt: Default::default(),
         })
     }
 
@@ -804,8 +811,11 @@ impl Engine {
         };
         let (manifest, hit) = match decided {
             Ok(x) => x,
+            Err(_) if self.interrupt.load(std::sync::atomic::Ordering::Relaxed) => return Ok(None),
             Err(msg) => {
                 let attempt = self.slots[i].attempts + 1;
+                // It counts against the retries like any failure (else it would be retried for ever).
+                self.slots[i].round += 1;
                 self.fail_without_start(i, attempt, msg)?;
                 return Ok(None);
             }

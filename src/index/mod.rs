@@ -40,6 +40,8 @@ pub struct Index {
     bufs: ingest_metrics::Buffers,
     /// How many files `hash_file` actually read (the rest came from the cache).
     hashes_computed: u64,
+    /// Set (by the engine, on SIGINT/SIGTERM) to stop a hash between chunks.
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Index {
@@ -58,6 +60,7 @@ impl Index {
             journal: opened.journal,
             bufs: Default::default(),
             hashes_computed: 0,
+            interrupt: Default::default(),
         })
     }
 
@@ -73,6 +76,11 @@ impl Index {
     /// `wal` or `delete`.
     pub fn journal_mode(&self) -> String {
         self.journal.clone()
+    }
+
+    /// A flag that, once set, makes [`Index::hash_file`] stop at its next chunk with an error.
+    pub fn set_interrupt(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.interrupt = flag;
     }
 
     /// Files read by [`Index::hash_file`] since this handle was opened (cache misses).

@@ -61,6 +61,8 @@ pub(crate) fn step(
     let wrap_t = f.wrap.as_ref().map(|s| b.bind("wrap", s, true));
     let workdir_t = f.workdir.as_ref().map(|s| b.bind("workdir", s, false));
     let inputs_t: Vec<Bound> = f.inputs.iter().flatten().map(|s| b.bind_glob(s)).collect();
+    let input_spans: Vec<std::ops::Range<usize>> =
+        f.inputs.iter().flatten().map(|s| s.span.clone()).collect();
     let outputs_t: Vec<Bound> = f
         .outputs
         .iter()
@@ -142,6 +144,8 @@ pub(crate) fn step(
             for (k, t) in &env_t {
                 env.insert(k.to_string(), t.render(raw));
             }
+            let inputs: Vec<String> = inputs_t.iter().map(|t| t.render(raw)).collect();
+            refuse_special_inputs(&inputs, &input_spans, &workdir, sink);
             out.push(Instance {
                 name: inst_name,
                 group: name.to_string(),
@@ -153,7 +157,7 @@ pub(crate) fn step(
                 wrap: wrap_t.as_ref().map(|t| t.render(shell)),
                 env,
                 workdir,
-                inputs: inputs_t.iter().map(|t| t.render(raw)).collect(),
+                inputs,
                 outputs: outputs_t.iter().map(|t| t.render(raw)).collect(),
                 needs: needs.to_vec(),
                 retries,
@@ -173,6 +177,24 @@ pub(crate) fn step(
         );
     }
     out
+}
+
+/// Reports inputs named literally (globs are checked when the run expands them) that exist but are not
+/// regular files or directories: hashing a FIFO or `/dev/zero` would never end.
+fn refuse_special_inputs(
+    inputs: &[String],
+    spans: &[std::ops::Range<usize>],
+    workdir: &Path,
+    sink: &mut Sink<'_>,
+) {
+    for (input, span) in inputs.iter().zip(spans) {
+        if super::inputs::is_glob(input) {
+            continue;
+        }
+        if let Some(kind) = super::inputs::special_kind(&workdir.join(input)) {
+            sink.error(span.clone(), super::inputs::refusal(input, kind));
+        }
+    }
 }
 
 /// The shell-quoted form of each value of the keys in `shell_keys` (others are left empty), or None

@@ -4,6 +4,7 @@
 mod dag;
 mod diag;
 mod expand;
+pub mod inputs;
 mod load;
 pub mod plan;
 pub mod report;
