@@ -256,3 +256,36 @@ fn sigterm_stops_hashing_a_huge_input_at_once() {
     assert_eq!(st["state"], "cancelled", "{st}");
     assert_eq!(common::step_of(&st, "s")["state"], "cancelled", "{st}");
 }
+
+#[test]
+fn output_the_step_never_wrote_is_not_a_cache_hit() {
+    let p = Project::with_pipeline(
+        "[[step]]\nname = \"s\"\nrun = \"echo ran >> ran.txt\"\noutputs = [\"/etc/passwd\"]\n",
+    );
+    let warning =
+        "sortie.toml:4:12: warning: output `/etc/passwd` of step `s` is outside the project";
+    let out = p.sortie(&["check"]);
+    out.ok();
+    assert!(out.stderr.contains(warning), "{}", out.stderr);
+    let out = p.sortie(&["run"]);
+    out.ok();
+    assert!(out.stderr.contains(warning), "{}", out.stderr);
+    let out = p.sortie(&["why"]);
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("output /etc/passwd predates its last success: the step did not write it"),
+        "{}",
+        out.stdout
+    );
+    p.sortie(&["run"]).ok();
+    assert_eq!(p.lines("ran.txt").len(), 2, "the second run was cached");
+    let second = p.run_ids().into_iter().find(|id| {
+        p.events(id).iter().any(|e| {
+            e["type"] == "cache"
+                && e["hit"] == false
+                && e["reason"].as_str().is_some_and(|r| r.contains("predates"))
+        })
+    });
+    assert!(second.is_some(), "no cache miss says why");
+}

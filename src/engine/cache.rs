@@ -176,6 +176,31 @@ pub fn missing_outputs(inst: &Instance) -> Vec<String> {
         .collect()
 }
 
+/// How much older than its attempt an output may look and still count as written by it: clocks of
+/// a file server and of this host differ a little.
+const CLOCK_SLACK_S: f64 = 2.0;
+
+/// Regular-file outputs older than the attempt in `result_dir` (its manifest is written just before
+/// it starts): that attempt did not write them (`outputs = ["/etc/passwd"]`), so they prove nothing
+/// about its result. Directories are not judged: rewriting a file inside one leaves its mtime alone.
+pub fn unwritten_outputs(inst: &Instance, result_dir: &Path) -> Vec<String> {
+    let mtime = |p: &Path| -> Option<f64> {
+        let t = std::fs::metadata(p).ok()?.modified().ok()?;
+        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
+    };
+    let Some(started) = mtime(&result_dir.join(crate::runlog::paths::CACHE_MANIFEST_FILE)) else {
+        return Vec::new();
+    };
+    inst.outputs
+        .iter()
+        .filter(|o| {
+            let p = inst.workdir.join(o);
+            p.is_file() && mtime(&p).is_some_and(|t| t + CLOCK_SLACK_S < started)
+        })
+        .cloned()
+        .collect()
+}
+
 pub fn write_manifest(dir: &Path, m: &Manifest) -> std::io::Result<()> {
     std::fs::write(
         dir.join(crate::runlog::paths::CACHE_MANIFEST_FILE),

@@ -1212,14 +1212,18 @@ impl Engine {
         }
         if let Some(dir) = self.known.get(&m.key) {
             let missing = cache::missing_outputs(inst);
-            if missing.is_empty() {
-                let dir = dir.clone();
-                return (m, CacheDecision::Hit(dir));
-            }
-            return (
-                m,
-                CacheDecision::Miss(format!("output {} is missing", missing.join(", "))),
-            );
+            let unwritten = cache::unwritten_outputs(inst, std::path::Path::new(dir));
+            let reason = if !missing.is_empty() {
+                format!("output {} is missing", missing.join(", "))
+            } else if !unwritten.is_empty() {
+                format!(
+                    "output {} predates the attempt it would come from: the step did not write it",
+                    unwritten.join(", ")
+                )
+            } else {
+                return (m, CacheDecision::Hit(dir.clone()));
+            };
+            return (m, CacheDecision::Miss(reason));
         }
         let reason = match self.last_ok.get(&inst.name) {
             None => "no earlier success".to_string(),

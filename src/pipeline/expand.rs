@@ -22,6 +22,8 @@ pub(crate) struct Context<'a> {
     pub defaults: &'a StepFields,
     pub workdir: &'a Path,
     pub executor: ExecutorKind,
+    /// The pipeline file's directory: outputs outside it are warned about.
+    pub project: &'a Path,
 }
 
 /// The instances of `step` (whose name is `name` and which needs the groups `needs`), or an empty
@@ -63,6 +65,9 @@ pub(crate) fn step(
     let inputs_t: Vec<Bound> = f.inputs.iter().flatten().map(|s| b.bind_glob(s)).collect();
     let input_spans: Vec<std::ops::Range<usize>> =
         f.inputs.iter().flatten().map(|s| s.span.clone()).collect();
+    let output_spans: Vec<std::ops::Range<usize>> =
+        f.outputs.iter().flatten().map(|s| s.span.clone()).collect();
+    let mut warned_outputs = HashSet::new();
     let outputs_t: Vec<Bound> = f
         .outputs
         .iter()
@@ -146,6 +151,19 @@ pub(crate) fn step(
             }
             let inputs: Vec<String> = inputs_t.iter().map(|t| t.render(raw)).collect();
             refuse_special_inputs(&inputs, &input_spans, &workdir, sink);
+            let outputs: Vec<String> = outputs_t.iter().map(|t| t.render(raw)).collect();
+            for (k, o) in outputs.iter().enumerate() {
+                if !warned_outputs.contains(&k) && !inside(&workdir.join(o), cx.project) {
+                    warned_outputs.insert(k);
+                    sink.warn(
+                        output_spans[k].clone(),
+                        format!(
+                            "output `{o}` of step `{name}` is outside the project ({}): sortie cannot tell whether the step wrote it",
+                            cx.project.display()
+                        ),
+                    );
+                }
+            }
             out.push(Instance {
                 name: inst_name,
                 group: name.to_string(),
@@ -158,7 +176,7 @@ pub(crate) fn step(
                 env,
                 workdir,
                 inputs,
-                outputs: outputs_t.iter().map(|t| t.render(raw)).collect(),
+                outputs,
                 needs: needs.to_vec(),
                 retries,
                 retry_backoff_s,
@@ -177,6 +195,21 @@ pub(crate) fn step(
         );
     }
     out
+}
+
+/// Whether `path` is under `dir`, taking `..` lexically (enough for a warning).
+fn inside(path: &Path, dir: &Path) -> bool {
+    let mut norm = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                norm.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => norm.push(c),
+        }
+    }
+    norm.starts_with(dir)
 }
 
 /// Reports inputs named literally (globs are checked when the run expands them) that exist but are not
@@ -584,6 +617,20 @@ matrix = { model = ["a b"] }
         assert_eq!(
             errors(&text),
             "p.toml:4:10: error: the matrix of step `s` makes an instance whose directory name has 305 bytes, more than the 255 a file name may have; help: use shorter matrix values (the instance name is `step[key=value,...]`)"
+        );
+    }
+
+    #[test]
+    fn outputs_outside_the_project_are_warned_about_once() {
+        let text = "[[step]]\nname = \"s\"\nrun = \"x\"\noutputs = [\"ok/{{a}}\", \"/etc/passwd\", \"../x{{a}}\"]\nmatrix = { a = [1, 2] }\n";
+        let p = plan(text);
+        let w: Vec<String> = p.warnings.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            w,
+            [
+                "/proj/sortie.toml:4:24: warning: output `/etc/passwd` of step `s` is outside the project (/proj): sortie cannot tell whether the step wrote it",
+                "/proj/sortie.toml:4:39: warning: output `../x1` of step `s` is outside the project (/proj): sortie cannot tell whether the step wrote it",
+            ]
         );
     }
 

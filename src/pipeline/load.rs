@@ -77,6 +77,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Plan, Diagnostics> {
         defaults: &spec.defaults,
         workdir: &workdir,
         executor,
+        project: &dir,
     };
     let mut groups = Vec::with_capacity(order.len());
     let mut instances = Vec::new();
@@ -103,6 +104,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Plan, Diagnostics> {
     if sink.has_errors() {
         return Err(sink.finish());
     }
+    let warnings = sink.take_warnings();
     Ok(Plan {
         name,
         source,
@@ -112,6 +114,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Plan, Diagnostics> {
         slurm: slurm_settings(&spec.slurm),
         groups,
         instances,
+        warnings,
     })
 }
 
