@@ -289,3 +289,47 @@ fn output_the_step_never_wrote_is_not_a_cache_hit() {
     });
     assert!(second.is_some(), "no cache miss says why");
 }
+
+#[test]
+fn run_with_an_index_that_cannot_open_creates_no_run() {
+    let p = Project::with_pipeline(ONE_STEP);
+    p.write("not-a-dir", "");
+    let state = p.path("not-a-dir/state");
+    let out = p.sortie_env(&["run"], &[("SORTIE_STATE_DIR", state.to_str().unwrap())]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("cannot open the index"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        p.run_ids().is_empty(),
+        "a run was left behind: {:?}",
+        p.run_ids()
+    );
+}
+
+#[test]
+fn host_name_that_is_not_a_file_name_is_refused() {
+    let p = Project::with_pipeline(ONE_STEP);
+    for args in [&["run"][..], &["runs"], &["status"]] {
+        let out = p.sortie_env(args, &[("SORTIE_HOST", "../../x")]);
+        out.expect_code(2);
+        assert!(
+            out.stderr
+                .contains("SORTIE_HOST=\"../../x\" is not a plain file name"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(p.run_ids().is_empty());
+    // Where `<state>/../../x-<tag>.db` would be.
+    let outside = p.state_dir().parent().unwrap().parent().unwrap();
+    assert!(
+        std::fs::read_dir(outside)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with("x-")),
+        "an index was written outside the state dir"
+    );
+}

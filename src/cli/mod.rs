@@ -248,8 +248,7 @@ pub fn runtime() -> color_eyre::Result<tokio::runtime::Runtime> {
 
 /// Opens this host's index and brings one run (or all) up to date from the files.
 pub fn open_index(project: &crate::runlog::Project) -> color_eyre::Result<crate::index::Index> {
-    crate::index::Index::open_project(project)
-        .map_err(|e| color_eyre::eyre::eyre!("cannot open the index: {e}"))
+    crate::index::Index::open_project(project).map_err(|e| e.into_report("cannot open the index"))
 }
 
 /// Resolves RUN (an id, a unique prefix, `latest`, or nothing) after syncing the index with every run.

@@ -66,6 +66,9 @@ impl Index {
 
     /// This host's index of `project`.
     pub fn open_project(project: &Project) -> Result<Index> {
+        if let Some(m) = crate::util::host_problem() {
+            return Err(IndexError::BadHost(m));
+        }
         Index::open(&project.index_path(&crate::util::host()))
     }
 
