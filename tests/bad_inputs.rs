@@ -333,3 +333,60 @@ fn host_name_that_is_not_a_file_name_is_refused() {
         "an index was written outside the state dir"
     );
 }
+
+#[test]
+fn run_dirs_with_a_broken_event_log_are_listed_as_damaged() {
+    let p = Project::with_pipeline(ONE_STEP);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        p.sortie(&["run"]).ok();
+        let id = p.run_ids().into_iter().find(|i| !ids.contains(i)).unwrap();
+        ids.push(id);
+    }
+    // Let the index see every run as it was.
+    p.sortie(&["runs"]).ok();
+    let events = |i: usize| p.run_dir(&ids[i]).join("events.jsonl");
+    std::fs::remove_file(events(0)).unwrap();
+    std::fs::write(events(1), "").unwrap();
+    std::fs::remove_file(events(2)).unwrap();
+    std::fs::create_dir(events(2)).unwrap();
+    let want = [
+        (0, "events.jsonl is missing"),
+        (1, "events.jsonl is empty"),
+        (2, "events.jsonl is not a file"),
+    ];
+    for _ in 0..2 {
+        let out = p.sortie(&["runs", "--json"]);
+        out.ok();
+        let v = out.json();
+        let list = v.as_array().unwrap();
+        for (i, problem) in want {
+            let row = list.iter().find(|r| r["run"] == ids[i].as_str());
+            let row = row.unwrap_or_else(|| panic!("run {i} vanished: {v}"));
+            assert_eq!(row["state"], "damaged", "{v}");
+            assert_eq!(row["problem"], problem, "{v}");
+        }
+        let ok = list.iter().find(|r| r["run"] == ids[3].as_str()).unwrap();
+        assert_eq!(ok["state"], "succeeded");
+    }
+    let out = p.sortie(&["runs"]);
+    out.ok();
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with(ids[0].as_str())
+            && l.contains("damaged")
+            && l.contains("events.jsonl is missing")),
+        "{}",
+        out.stdout
+    );
+    for (i, problem) in want {
+        let out = p.sortie(&["status", &ids[i]]);
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("run {} is damaged: {problem}", ids[i])),
+            "{}",
+            out.stderr
+        );
+    }
+    p.sortie(&["status", &ids[3]]).ok();
+}

@@ -26,7 +26,7 @@ pub use open::{BUSY_TIMEOUT, JOURNAL_ENV, Journal, is_network_fs};
 pub use query::PointsTail;
 pub use rows::{AttemptRow, JobLink, MetricSummary, Point, RunRow, StepRow};
 pub use schema::current_version as schema_version;
-pub use sync::SyncReport;
+pub use sync::{DamagedRun, SyncReport, damaged_runs};
 
 use crate::runlog::Project;
 use rusqlite::Connection;
