@@ -390,3 +390,36 @@ fn run_dirs_with_a_broken_event_log_are_listed_as_damaged() {
     }
     p.sortie(&["status", &ids[3]]).ok();
 }
+
+#[test]
+fn status_survives_the_index_being_deleted_under_it() {
+    let p = Project::with_pipeline(ONE_STEP);
+    p.sortie(&["run"]).ok();
+    let state = p.state_dir().to_path_buf();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deleter = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for e in std::fs::read_dir(&state).unwrap().flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let mut failed = Vec::new();
+    for _ in 0..200 {
+        let out = p.sortie(&["status", "--json"]);
+        if out.code != Some(0) {
+            failed.push(out.stderr);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    deleter.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of 200 failed: {failed:?}",
+        failed.len()
+    );
+}
