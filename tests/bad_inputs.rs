@@ -208,53 +208,54 @@ fn fifo_matched_by_a_glob_fails_the_step_without_hanging() {
 }
 
 #[test]
-fn sigterm_stops_hashing_a_huge_input_at_once() {
-    let p =
-        Project::with_pipeline("[[step]]\nname = \"s\"\nrun = \"true\"\ninputs = [\"big.bin\"]\n");
-    // Sparse: 30 GB to read, no disk used.
-    std::fs::File::create(p.path("big.bin"))
-        .unwrap()
-        .set_len(30 << 30)
-        .unwrap();
-    let err_path = p.path("run.err");
-    let mut child = p
-        .cmd(&["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    // Past a second, the hash says how far it got.
-    let progress = common::wait_for(Duration::from_secs(30), "a progress line", || {
-        let t = std::fs::read_to_string(&err_path).unwrap_or_default();
-        t.contains("hashing input").then_some(t)
-    });
-    assert!(
-        progress.contains("big.bin") && progress.contains("of 30.00 GiB"),
-        "{progress}"
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let sent = Instant::now();
-    let status = common::wait_for(Duration::from_secs(10), "the run to stop", || {
-        child.try_wait().unwrap()
-    });
-    assert!(
-        sent.elapsed() < Duration::from_secs(2),
-        "took {:?} to stop",
-        sent.elapsed()
-    );
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "{}",
-        std::fs::read_to_string(&err_path).unwrap()
-    );
-    let st = p.status(None);
-    assert_eq!(st["state"], "cancelled", "{st}");
-    assert_eq!(common::step_of(&st, "s")["state"], "cancelled", "{st}");
+fn sigterm_and_sigint_stop_hashing_a_huge_input_at_once() {
+    use nix::sys::signal::Signal;
+    for (signal, reason) in [
+        (Signal::SIGTERM, "run terminated"),
+        (Signal::SIGINT, "run interrupted"),
+    ] {
+        let p = Project::with_pipeline(
+            "[[step]]\nname = \"s\"\nrun = \"true\"\ninputs = [\"big.bin\"]\n",
+        );
+        // Sparse: 30 GB to read, no disk used.
+        std::fs::File::create(p.path("big.bin"))
+            .unwrap()
+            .set_len(30 << 30)
+            .unwrap();
+        let err_path = p.path("run.err");
+        let mut child = p
+            .cmd(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        // Past a second, the hash says how far it got.
+        let progress = common::wait_for(Duration::from_secs(30), "a progress line", || {
+            let t = std::fs::read_to_string(&err_path).unwrap_or_default();
+            t.contains("hashing input").then_some(t)
+        });
+        assert!(
+            progress.contains("big.bin") && progress.contains("of 30.00 GiB"),
+            "{progress}"
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let sent = Instant::now();
+        let status = common::wait_for(Duration::from_secs(10), "the run to stop", || {
+            child.try_wait().unwrap()
+        });
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{signal}: took {took:?} to stop"
+        );
+        let err = std::fs::read_to_string(&err_path).unwrap();
+        assert_eq!(status.code(), Some(1), "{signal}: {err}");
+        let st = p.status(None);
+        assert_eq!(st["state"], "cancelled", "{signal}: {st}");
+        let step = common::step_of(&st, "s");
+        assert_eq!(step["state"], "cancelled", "{signal}: {st}");
+        assert!(st.to_string().contains(reason), "{signal}: {st}");
+    }
 }
 
 #[test]
@@ -312,6 +313,19 @@ fn run_with_an_index_that_cannot_open_creates_no_run() {
 #[test]
 fn host_name_that_is_not_a_file_name_is_refused() {
     let p = Project::with_pipeline(ONE_STEP);
+    // Where `<state>/../../x-<tag>.db` would be.
+    let outside = p.state_dir().parent().unwrap().parent().unwrap();
+    let listing = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(outside)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("x-"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
     for args in [&["run"][..], &["runs"], &["status"]] {
         let out = p.sortie_env(args, &[("SORTIE_HOST", "../../x")]);
         out.expect_code(2);
@@ -323,13 +337,9 @@ fn host_name_that_is_not_a_file_name_is_refused() {
         );
     }
     assert!(p.run_ids().is_empty());
-    // Where `<state>/../../x-<tag>.db` would be.
-    let outside = p.state_dir().parent().unwrap().parent().unwrap();
-    assert!(
-        std::fs::read_dir(outside)
-            .unwrap()
-            .flatten()
-            .all(|e| !e.file_name().to_string_lossy().starts_with("x-")),
+    assert_eq!(
+        listing(),
+        before,
         "an index was written outside the state dir"
     );
 }
