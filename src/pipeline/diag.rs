@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// One problem in a pipeline file. `line` and `column` are 1-based; 0 means "no position" (the file
 /// could not be read at all).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub file: PathBuf,
     pub line: usize,
@@ -15,7 +15,6 @@ pub struct Diagnostic {
     pub message: String,
     pub help: Option<String>,
     /// Worth saying, but the pipeline is still valid.
-    #[serde(default)]
     pub warning: bool,
 }
 
