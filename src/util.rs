@@ -10,7 +10,29 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// This host's name. `SORTIE_HOST` overrides it so tests can play a second login node.
+/// Why `SORTIE_HOST` cannot be this host's name, if it cannot: the name becomes the index's file name
+/// (`<host>.db`), so it must be one plain path component (`../../x` would put the index elsewhere).
+pub fn host_problem() -> Option<String> {
+    let h = std::env::var_os("SORTIE_HOST")?;
+    let h = h.to_string_lossy();
+    let bad = if h.is_empty() {
+        return None;
+    } else if h == "." || h == ".." || h.contains('/') {
+        "is not a plain file name"
+    } else if h.chars().any(char::is_control) {
+        "contains a control character"
+    } else if h.len() > 200 {
+        "is longer than 200 bytes"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "SORTIE_HOST={h:?} {bad}: it names the index file, so it must be a host name"
+    ))
+}
+
+/// This host's name. `SORTIE_HOST` overrides it so tests can play a second login node (see
+/// [`host_problem`] for the names it may not be).
 pub fn host() -> String {
     if let Ok(h) = std::env::var("SORTIE_HOST")
         && !h.is_empty()

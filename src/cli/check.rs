@@ -17,6 +17,7 @@ pub struct CheckArgs {
 
 pub fn check(a: CheckArgs) -> Result<i32> {
     let plan = crate::pipeline::load(&a.file).map_err(color_eyre::eyre::Report::new)?;
+    print_warnings(&plan);
     let text = if a.json {
         serde_json::to_string_pretty(&crate::pipeline::report::json(&plan))?
     } else {
@@ -25,4 +26,11 @@ pub fn check(a: CheckArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", text.trim_end());
     Ok(EXIT_OK)
+}
+
+/// The pipeline's warnings on stderr, one line each (`check` and `run` both show them).
+pub fn print_warnings(plan: &crate::pipeline::Plan) {
+    for w in &plan.warnings {
+        eprintln!("sortie: {w}");
+    }
 }

@@ -35,16 +35,28 @@ pub fn find_step(index: &Index, run: &str, name: &str) -> Result<StepRow> {
     let group: Vec<&StepRow> = steps.iter().filter(|s| s.group == name).collect();
     match group.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(user_error(format!(
-            "run {run} has no step {name:?} (steps: {})",
-            list(steps.iter().map(|s| s.name.as_str()))
-        ))),
+        [] => Err(no_such_step(run, name, &steps)),
         many => Err(user_error(format!(
             "{name} has {} instances in run {run}; name one: {}",
             many.len(),
             list(many.iter().map(|s| s.name.as_str()))
         ))),
     }
+}
+
+/// The error for a name that is neither an instance nor a step of the run, with the closest name.
+fn no_such_step(run: &str, name: &str, steps: &[StepRow]) -> color_eyre::eyre::Report {
+    let names = steps
+        .iter()
+        .flat_map(|s| [s.name.as_str(), s.group.as_str()])
+        .collect::<std::collections::BTreeSet<_>>();
+    let hint = crate::pipeline::closest(name, names.iter().copied())
+        .map(|c| format!("did you mean {c:?}? "))
+        .unwrap_or_default();
+    user_error(format!(
+        "run {run} has no step {name:?} ({hint}steps: {})",
+        list(steps.iter().map(|s| s.name.as_str()))
+    ))
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
@@ -80,8 +92,36 @@ pub fn logs(project: &Project, a: LogsArgs) -> Result<i32> {
             row.name, run.id, row.state
         )));
     }
+    if attempt > row.attempts {
+        return Err(user_error(format!(
+            "--attempt {attempt}: {} has {} attempt{} in run {}",
+            row.name,
+            row.attempts,
+            if row.attempts == 1 { "" } else { "s" },
+            run.id
+        )));
+    }
     let dir = RunDir::new(run.dir.clone()).attempt_dir(&row.name, attempt);
     let file = dir.join(if a.stderr { STDERR_FILE } else { STDOUT_FILE });
+    // An attempt that is over wrote its log; if it is gone, say so rather than print nothing. (A
+    // running one may not have created it yet: a queued Slurm job.)
+    let over = row.state.is_final()
+        || attempt < row.attempts
+        || dir.join(crate::runlog::paths::EXIT_CODE_FILE).exists();
+    if !dir.is_dir() {
+        return Err(eyre!(
+            "attempt {attempt} of {} has no directory (deleted?): {}",
+            row.name,
+            dir.display()
+        ));
+    }
+    if over && !file.exists() {
+        return Err(eyre!(
+            "attempt {attempt} of {} has no log (deleted?): {}",
+            row.name,
+            file.display()
+        ));
+    }
     let mut offset = 0u64;
     let mut out = std::io::stdout().lock();
     loop {
@@ -129,10 +169,7 @@ pub fn find_step_or_group(index: &Index, run: &str, name: &str) -> Result<Vec<St
         .map(|s| s.name.clone())
         .collect();
     if group.is_empty() {
-        return Err(user_error(format!(
-            "run {run} has no step {name:?} (steps: {})",
-            list(steps.iter().map(|s| s.name.as_str()))
-        )));
+        return Err(no_such_step(run, name, &steps));
     }
     Ok(group)
 }

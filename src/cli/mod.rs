@@ -180,7 +180,24 @@ fn project(cli_project: &Option<PathBuf>) -> crate::runlog::Project {
     }
 }
 
+/// `-C DIR` (or `SORTIE_PROJECT`) must name a directory: otherwise every command would report an empty
+/// project ("no runs yet") or create one somewhere unintended.
+fn check_project_dir(cli_project: &Option<PathBuf>) -> color_eyre::Result<()> {
+    let Some(p) = cli_project else { return Ok(()) };
+    let what = match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "not a directory".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".to_string(),
+        Err(e) => format!("cannot read it: {e}"),
+    };
+    Err(crate::util::user_error(format!(
+        "-C {} (the project directory): {what}",
+        p.display()
+    )))
+}
+
 fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
+    check_project_dir(&cli.project)?;
     let Some(command) = cli.command else {
         use std::io::IsTerminal;
         // The full-screen app needs a terminal; piped, show the runs as a table instead.
@@ -241,8 +258,7 @@ pub fn runtime() -> color_eyre::Result<tokio::runtime::Runtime> {
 
 /// Opens this host's index and brings one run (or all) up to date from the files.
 pub fn open_index(project: &crate::runlog::Project) -> color_eyre::Result<crate::index::Index> {
-    crate::index::Index::open_project(project)
-        .map_err(|e| color_eyre::eyre::eyre!("cannot open the index: {e}"))
+    crate::index::Index::open_project(project).map_err(|e| e.into_report("cannot open the index"))
 }
 
 /// Resolves RUN (an id, a unique prefix, `latest`, or nothing) after syncing the index with every run.

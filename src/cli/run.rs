@@ -51,6 +51,7 @@ fn parse_executor(s: &str) -> std::result::Result<ExecutorKind, String> {
 
 pub fn run(project_arg: &Option<PathBuf>, a: RunArgs) -> Result<i32> {
     let mut plan = crate::pipeline::load(&a.file).map_err(color_eyre::eyre::Report::new)?;
+    super::check::print_warnings(&plan);
     if let Some(ex) = a.executor {
         plan.executor = ex;
         for i in &mut plan.instances {

@@ -141,7 +141,18 @@ impl Slurm {
 
 pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
     let mut index = open_index(project)?;
-    let mut run = resolve_run(project, &mut index, a.run.as_deref())?;
+    let resolved = resolve_run(project, &mut index, a.run.as_deref());
+    // What the index holds of a damaged run is stale: say it is damaged instead.
+    let damaged = crate::index::damaged_runs(project, |_| true);
+    let wanted = resolved
+        .as_ref()
+        .ok()
+        .map(|r| r.id.as_str())
+        .or(a.run.as_deref());
+    if let Some(d) = damaged.iter().find(|d| Some(d.id.as_str()) == wanted) {
+        return Err(color_eyre::eyre::eyre!("{d}"));
+    }
+    let mut run = resolved?;
     let mut steps = index
         .steps(&run.id)
         .map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
@@ -256,10 +267,12 @@ fn state_glyph(s: RunState) -> char {
 
 pub fn runs(project: &Project, a: &RunsArgs) -> Result<i32> {
     let mut index = open_index(project)?;
-    index
+    let damaged = index
         .sync_all(project)
-        .map_err(|e| color_eyre::eyre::eyre!("cannot update the index: {e}"))?;
-    let runs = index.runs().map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+        .map_err(|e| color_eyre::eyre::eyre!("cannot update the index: {e}"))?
+        .damaged;
+    let mut runs = index.runs().map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+    runs.retain(|r| !damaged.iter().any(|d| d.id == r.id));
     if a.json {
         let out: Vec<serde_json::Value> = runs
             .iter()
@@ -270,11 +283,14 @@ pub fn runs(project: &Project, a: &RunsArgs) -> Result<i32> {
                     "steps_failed": r.steps_failed, "dir": r.dir,
                 })
             })
+            .chain(damaged.iter().map(
+                |d| json!({"run": d.id, "state": "damaged", "problem": d.problem, "dir": d.dir}),
+            ))
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(EXIT_OK);
     }
-    if runs.is_empty() {
+    if runs.is_empty() && damaged.is_empty() {
         println!(
             "no runs in {} yet: start one with `sortie run` (or try `sortie demo`)",
             project.root.display()
@@ -297,6 +313,9 @@ pub fn runs(project: &Project, a: &RunsArgs) -> Result<i32> {
             local_time(r.created),
             duration(end - r.created)
         );
+    }
+    for d in &damaged {
+        println!("{:<8} {:<20} ✗ {:<9} {}", d.id, "", "damaged", d.problem);
     }
     Ok(EXIT_OK)
 }

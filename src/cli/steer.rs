@@ -108,7 +108,14 @@ fn steer(run: &RunDir, req: Request, detach: bool) -> Result<i32> {
 }
 
 pub fn cancel(project: &Project, a: CancelArgs) -> Result<i32> {
-    let (run, state) = locate(project, a.run.as_deref())?;
+    let mut index = open_index(project)?;
+    let row = resolve_run(project, &mut index, a.run.as_deref())?;
+    // A name that matches nothing is a mistake whatever state the run is in.
+    if let Some(step) = &a.step {
+        super::logs::find_step_or_group(&index, &row.id, step)?;
+    }
+    drop(index);
+    let (run, state) = (RunDir::new(row.dir.clone()), row.state);
     let live = lease::current(&run).is_some_and(|l| l.is_alive());
     if state != RunState::Running && !live {
         super::say!("run {} is already {state}: nothing to cancel", run.id());

@@ -71,6 +71,11 @@ pub fn why(project_arg: &Option<PathBuf>, a: WhyArgs) -> Result<i32> {
             None => reasons.push("it never succeeded".to_string()),
             Some(prev) => {
                 from = Some(prev.run.clone());
+                for o in cache::unwritten_outputs(inst, &prev.dir) {
+                    reasons.push(format!(
+                        "output {o} predates its last success: the step did not write it"
+                    ));
+                }
                 match cache::read_manifest(&prev.dir) {
                     Some(old) if old.key == now.key => {}
                     Some(old) => reasons.extend(cache::explain(&old, &now)),

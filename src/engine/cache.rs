@@ -8,6 +8,8 @@ use crate::pipeline::Instance;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Manifest {
@@ -130,6 +132,10 @@ pub fn manifest_with(
                 .unwrap_or(&f)
                 .to_string_lossy()
                 .into_owned();
+            // A glob or a directory can match a FIFO or a device, which hashing would read for ever.
+            if let Some(kind) = crate::pipeline::inputs::special_kind(&f) {
+                return Err(crate::pipeline::inputs::refusal(&rel, kind));
+            }
             let h = hash(&f)?;
             m.inputs.insert(rel, h);
         }
@@ -140,11 +146,57 @@ pub fn manifest_with(
     Ok(m)
 }
 
+/// A flag that turns true at the first SIGINT or SIGTERM, for [`Index::set_interrupt`]: hashing a
+/// large input runs on the index thread while the engine's own loop (which reacts to signals) waits
+/// for it, so the hash must stop by itself. Listening here does not take the signal from the engine.
+pub fn interrupt_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let flag = Arc::new(AtomicBool::new(false));
+    let (mut int, mut term) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    );
+    let set = flag.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        set.store(true, Ordering::Relaxed);
+    });
+    Ok(flag)
+}
+
 /// Outputs that do not exist (a cached result is only used when all of them do).
 pub fn missing_outputs(inst: &Instance) -> Vec<String> {
     inst.outputs
         .iter()
         .filter(|o| !inst.workdir.join(o).exists())
+        .cloned()
+        .collect()
+}
+
+/// How much older than its attempt an output may look and still count as written by it: clocks of
+/// a file server and of this host differ a little.
+const CLOCK_SLACK_S: f64 = 2.0;
+
+/// Regular-file outputs older than the attempt in `result_dir` (its manifest is written just before
+/// it starts): that attempt did not write them (`outputs = ["/etc/passwd"]`), so they prove nothing
+/// about its result. Directories are not judged: rewriting a file inside one leaves its mtime alone.
+pub fn unwritten_outputs(inst: &Instance, result_dir: &Path) -> Vec<String> {
+    let mtime = |p: &Path| -> Option<f64> {
+        let t = std::fs::metadata(p).ok()?.modified().ok()?;
+        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
+    };
+    let Some(started) = mtime(&result_dir.join(crate::runlog::paths::CACHE_MANIFEST_FILE)) else {
+        return Vec::new();
+    };
+    inst.outputs
+        .iter()
+        .filter(|o| {
+            let p = inst.workdir.join(o);
+            p.is_file() && mtime(&p).is_some_and(|t| t + CLOCK_SLACK_S < started)
+        })
         .cloned()
         .collect()
 }

@@ -38,7 +38,11 @@ impl Force {
 }
 
 /// Creates the run directory with `plan.json`, a copy of the pipeline file and the `run_created` event.
+/// It fails, creating nothing, when this host's index cannot be opened: the engine could not drive the
+/// run, which would be left `running` with nobody behind it.
 pub fn create_run(project: &Project, plan: &Plan, force: &Force) -> Result<RunDir> {
+    crate::index::Index::open_project(project)
+        .map_err(|e| e.into_report("cannot open the index"))?;
     let runs = project.runs_dir();
     std::fs::create_dir_all(&runs).wrap_err_with(|| format!("cannot create {}", runs.display()))?;
     let run = loop {

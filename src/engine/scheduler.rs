@@ -114,6 +114,8 @@ struct Engine {
     submit_seq: u32,
     /// When the run was created (unix seconds): where looking for its jobs in accounting starts.
     created: f64,
+    /// Set at SIGINT/SIGTERM; a hash it stopped leaves its step pending for the cancel that follows.
+    interrupt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Drives `run` until it finishes (or the lease is lost). Returns the run's final state.
@@ -125,7 +127,10 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
         lease::LeaseError::Held(_) => crate::util::user_error(format!("run {}: {e}", run.id())),
         lease::LeaseError::Io(_) => eyre!("run {}: {e}", run.id()),
     })?;
-    let index = Index::open_project(project).map_err(|e| eyre!("cannot open the index: {e}"))?;
+    let mut index =
+        Index::open_project(project).map_err(|e| eyre!("cannot open the index: {e}"))?;
+    let interrupt = cache::interrupt_on_signals()?;
+    index.set_interrupt(interrupt.clone());
     let index = IndexWorker::spawn(index);
     let project2 = project.clone();
     // Earlier runs' results feed the cache: bring the index up to date first.
@@ -142,6 +147,7 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let exec = LocalExecutor::new(grace);
     let mut eng = Engine::new(run, plan, lease, index, exec, done_tx, &opts)?;
+    eng.interrupt = interrupt;
     for a in successes {
         let dir = a.dir.to_string_lossy().into_owned();
         if let Some(k) = a.cache_key {
@@ -316,6 +322,7 @@ impl Engine {
             slurm,
             submit_seq: 0,
             created: 0.0,
+            interrupt: Default::default(),
         })
     }
 
@@ -805,8 +812,11 @@ impl Engine {
         };
         let (manifest, hit) = match decided {
             Ok(x) => x,
+            Err(_) if self.interrupt.load(std::sync::atomic::Ordering::Relaxed) => return Ok(None),
             Err(msg) => {
                 let attempt = self.slots[i].attempts + 1;
+                // It counts against the retries like any failure (else it would be retried for ever).
+                self.slots[i].round += 1;
                 self.fail_without_start(i, attempt, msg)?;
                 return Ok(None);
             }
@@ -1204,14 +1214,18 @@ impl Engine {
         }
         if let Some(dir) = self.known.get(&m.key) {
             let missing = cache::missing_outputs(inst);
-            if missing.is_empty() {
-                let dir = dir.clone();
-                return (m, CacheDecision::Hit(dir));
-            }
-            return (
-                m,
-                CacheDecision::Miss(format!("output {} is missing", missing.join(", "))),
-            );
+            let unwritten = cache::unwritten_outputs(inst, std::path::Path::new(dir));
+            let reason = if !missing.is_empty() {
+                format!("output {} is missing", missing.join(", "))
+            } else if !unwritten.is_empty() {
+                format!(
+                    "output {} predates the attempt it would come from: the step did not write it",
+                    unwritten.join(", ")
+                )
+            } else {
+                return (m, CacheDecision::Hit(dir.clone()));
+            };
+            return (m, CacheDecision::Miss(reason));
         }
         let reason = match self.last_ok.get(&inst.name) {
             None => "no earlier success".to_string(),

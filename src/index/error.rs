@@ -23,6 +23,8 @@ pub enum IndexError {
         found: i64,
         known: i64,
     },
+    /// `SORTIE_HOST` cannot name the index file (the message says why).
+    BadHost(String),
     /// The index has no runs at all.
     NoRuns,
     /// No run id equals or starts with `spec`.
@@ -64,6 +66,16 @@ impl IndexError {
     }
 }
 
+impl IndexError {
+    /// As a CLI error after `context`: the user's own mistakes (a bad `SORTIE_HOST`) exit 2.
+    pub fn into_report(self, context: &str) -> color_eyre::Report {
+        match self {
+            IndexError::BadHost(m) => crate::util::user_error(m),
+            e => color_eyre::eyre::eyre!("{context}: {e}"),
+        }
+    }
+}
+
 pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -95,6 +107,7 @@ impl fmt::Display for IndexError {
                  upgrade sortie, or delete the file (it is rebuilt from the run directories)",
                 path.display()
             ),
+            IndexError::BadHost(m) => f.write_str(m),
             IndexError::NoRuns => f.write_str("no runs yet"),
             IndexError::NoMatch { spec } => write!(f, "no run id matches '{spec}'"),
             IndexError::Ambiguous { spec, candidates } => write!(

@@ -26,7 +26,7 @@ pub use open::{BUSY_TIMEOUT, JOURNAL_ENV, Journal, is_network_fs};
 pub use query::PointsTail;
 pub use rows::{AttemptRow, JobLink, MetricSummary, Point, RunRow, StepRow};
 pub use schema::current_version as schema_version;
-pub use sync::SyncReport;
+pub use sync::{DamagedRun, SyncReport, damaged_runs};
 
 use crate::runlog::Project;
 use rusqlite::Connection;
@@ -40,6 +40,8 @@ pub struct Index {
     bufs: ingest_metrics::Buffers,
     /// How many files `hash_file` actually read (the rest came from the cache).
     hashes_computed: u64,
+    /// Set (by the engine, on SIGINT/SIGTERM) to stop a hash between chunks.
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Index {
@@ -58,11 +60,15 @@ impl Index {
             journal: opened.journal,
             bufs: Default::default(),
             hashes_computed: 0,
+            interrupt: Default::default(),
         })
     }
 
     /// This host's index of `project`.
     pub fn open_project(project: &Project) -> Result<Index> {
+        if let Some(m) = crate::util::host_problem() {
+            return Err(IndexError::BadHost(m));
+        }
         Index::open(&project.index_path(&crate::util::host()))
     }
 
@@ -73,6 +79,11 @@ impl Index {
     /// `wal` or `delete`.
     pub fn journal_mode(&self) -> String {
         self.journal.clone()
+    }
+
+    /// A flag that, once set, makes [`Index::hash_file`] stop at its next chunk with an error.
+    pub fn set_interrupt(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.interrupt = flag;
     }
 
     /// Files read by [`Index::hash_file`] since this handle was opened (cache misses).

@@ -105,13 +105,25 @@ pub fn open(path: &Path, journal: Option<Journal>) -> Result<Opened> {
         .map_err(|e| IndexError::io(&dir, "creating the index directory", e))?;
     let journal = journal.unwrap_or_else(|| Journal::for_dir(&dir));
     let seen = file_id(path);
+    let seen_all = file_ids(path);
     match open_once(path, journal) {
         Err(IndexError::Sqlite { source, .. }) if is_corrupt(&source) => {
             quarantine(path, seen)?;
             open_once(path, journal)
         }
+        // The file (or its -wal/-shm) was deleted or replaced while we opened it: SQLite reports a
+        // disk I/O error. The index is a cache anyone may delete, so open the new file once more.
+        Err(IndexError::Sqlite { source, .. })
+            if is_io_error(&source) && (seen.is_none() || file_ids(path) != seen_all) =>
+        {
+            open_once(path, journal)
+        }
         other => other,
     }
+}
+
+fn is_io_error(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::SystemIoFailure)
 }
 
 fn is_corrupt(e: &rusqlite::Error) -> bool {
@@ -215,6 +227,17 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 fn file_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The ids of the index file and of its `-wal` and `-shm` companions (deleting any of them under an
+/// opening connection can fail it).
+fn file_ids(path: &Path) -> [Option<(u64, u64)>; 3] {
+    let with = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        file_id(Path::new(&p))
+    };
+    [file_id(path), with("-wal"), with("-shm")]
 }
 
 /// Moves a corrupt index and its journal files aside. If another process already replaced the file

@@ -81,11 +81,24 @@ pub struct MetricSummary {
     pub attempt: u32,
     pub key: String,
     pub count: u64,
+    #[serde(serialize_with = "non_finite_as_text")]
     pub last: f64,
+    #[serde(serialize_with = "non_finite_as_text")]
     pub min: f64,
+    #[serde(serialize_with = "non_finite_as_text")]
     pub max: f64,
     /// The x of the last point (see [`Point::x`]).
     pub last_x: Option<f64>,
+}
+
+/// JSON has no infinities: serde would print them as `null`, which means NaN here. They are written
+/// as the strings `"Infinity"` / `"-Infinity"` (the metric protocol's own spelling); NaN stays `null`.
+fn non_finite_as_text<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    match *v {
+        f64::INFINITY => s.serialize_str("Infinity"),
+        f64::NEG_INFINITY => s.serialize_str("-Infinity"),
+        v => s.serialize_f64(v),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]

@@ -3,10 +3,12 @@
 use super::error::{IndexError, Result};
 use super::ingest_metrics::MetricFile;
 use super::{Index, apply, ingest_events, ingest_metrics, retry_busy};
+use crate::runlog::paths::EVENTS_FILE;
 use crate::runlog::paths::METRICS_FILE;
 use crate::runlog::{Project, RunDir};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What one sync read.
 #[derive(Debug, Default)]
@@ -23,6 +25,73 @@ pub struct SyncReport {
     pub errors: Vec<(String, IndexError)>,
     /// Runs removed from the index because their directory is gone (by `sync_all`).
     pub forgotten: Vec<String>,
+    /// Run directories whose event log is missing, empty or not a file (by `sync_all`). They are not
+    /// synced, and what the index still holds of them is stale: show them as damaged.
+    pub damaged: Vec<DamagedRun>,
+}
+
+/// A run directory that cannot describe itself: its `events.jsonl` is gone, empty or not a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRun {
+    pub id: String,
+    pub dir: PathBuf,
+    /// What is wrong, e.g. "events.jsonl is missing".
+    pub problem: String,
+}
+
+impl std::fmt::Display for DamagedRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "run {} is damaged: {}, so its state is unknown (delete {} to drop it)",
+            self.id,
+            self.problem,
+            self.dir.display()
+        )
+    }
+}
+
+/// A run being created has its directory before its first event: one this young, that the index has
+/// never seen, is not called damaged.
+const CREATING_FOR: Duration = Duration::from_secs(10);
+
+/// The project's damaged run directories. `known` tells whether the index has seen a run (then
+/// there is no grace for a run being created).
+pub fn damaged_runs(project: &Project, known: impl Fn(&str) -> bool) -> Vec<DamagedRun> {
+    let Ok(rd) = std::fs::read_dir(project.runs_dir()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let (Ok(id), true) = (
+            e.file_name().into_string(),
+            e.file_type().is_ok_and(|t| t.is_dir()),
+        ) else {
+            continue;
+        };
+        let dir = e.path();
+        let events = dir.join(EVENTS_FILE);
+        let (problem, may_be_new) = match std::fs::metadata(&events) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                ("events.jsonl is missing".to_string(), true)
+            }
+            Err(e) => (format!("events.jsonl cannot be read: {e}"), false),
+            Ok(m) if !m.is_file() => ("events.jsonl is not a file".to_string(), false),
+            Ok(m) if m.len() == 0 => ("events.jsonl is empty".to_string(), true),
+            Ok(_) => continue,
+        };
+        let young = || {
+            std::fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() < CREATING_FOR)
+        };
+        if may_be_new && !known(&id) && young() {
+            continue;
+        }
+        out.push(DamagedRun { id, dir, problem });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }
 
 impl SyncReport {
@@ -33,6 +102,7 @@ impl SyncReport {
         self.bad_metric_lines += other.bad_metric_lines;
         self.errors.extend(other.errors);
         self.forgotten.extend(other.forgotten);
+        self.damaged.extend(other.damaged);
     }
 }
 
@@ -78,7 +148,16 @@ impl Index {
     /// `errors` and does not stop the others. Runs whose directory is gone are removed from the index.
     pub fn sync_all(&mut self, project: &Project) -> Result<SyncReport> {
         let mut report = SyncReport::default();
-        let ids = project.run_ids();
+        let known: HashSet<String> = self.runs()?.into_iter().map(|r| r.id).collect();
+        // Their rows stay (what the index last knew), but nothing syncs them: readers show them as
+        // damaged instead.
+        report.damaged = damaged_runs(project, |id| known.contains(id));
+        let damaged: HashSet<String> = report.damaged.iter().map(|d| d.id.clone()).collect();
+        let ids: Vec<String> = project
+            .run_ids()
+            .into_iter()
+            .filter(|id| !damaged.contains(id))
+            .collect();
         for id in &ids {
             match self.sync_run(&project.run_dir(id)) {
                 Ok(r) => report.add(r),
@@ -87,7 +166,7 @@ impl Index {
         }
         let listed: HashSet<&String> = ids.iter().collect();
         for row in self.runs()? {
-            if listed.contains(&row.id) {
+            if listed.contains(&row.id) || damaged.contains(&row.id) {
                 continue;
             }
             // Only a definite "not found" removes a run: a flaky NFS listing must not empty the index.
@@ -120,6 +199,21 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_being_created_is_not_damaged_yet() {
+        let fx = Fixture::new();
+        std::fs::create_dir_all(fx.project.runs_dir().join("new1")).unwrap();
+        assert!(damaged_runs(&fx.project, |_| false).is_empty());
+        // Once the index has seen it, a missing log is damage at once.
+        let d = damaged_runs(&fx.project, |_| true);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].problem, "events.jsonl is missing");
+        assert!(
+            d[0].to_string()
+                .starts_with("run new1 is damaged: events.jsonl is missing")
+        );
+    }
     use crate::index::Journal;
     use crate::index::test_support::*;
     use crate::runlog::{Event, StepState};

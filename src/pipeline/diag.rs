@@ -14,16 +14,19 @@ pub struct Diagnostic {
     pub column: usize,
     pub message: String,
     pub help: Option<String>,
+    /// Worth saying, but the pipeline is still valid.
+    pub warning: bool,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = if self.warning { "warning" } else { "error" };
         if self.line == 0 {
-            write!(f, "{}: error: {}", self.file.display(), self.message)?;
+            write!(f, "{}: {level}: {}", self.file.display(), self.message)?;
         } else {
             write!(
                 f,
-                "{}:{}:{}: error: {}",
+                "{}:{}:{}: {level}: {}",
                 self.file.display(),
                 self.line,
                 self.column,
@@ -61,6 +64,7 @@ pub(crate) struct Sink<'t> {
     text: &'t str,
     line_starts: Vec<usize>,
     diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl<'t> Sink<'t> {
@@ -73,6 +77,7 @@ impl<'t> Sink<'t> {
             text,
             line_starts,
             diags: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -106,15 +111,38 @@ impl<'t> Sink<'t> {
         self.push(span, message.into(), Some(help.into()));
     }
 
+    /// A problem that does not stop the pipeline from running.
+    pub fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let d = self.located(span, message.into(), None, true);
+        self.warnings.push(d);
+    }
+
     fn push(&mut self, span: Range<usize>, message: String, help: Option<String>) {
+        let d = self.located(span, message, help, false);
+        self.diags.push(d);
+    }
+
+    fn located(
+        &self,
+        span: Range<usize>,
+        message: String,
+        help: Option<String>,
+        warning: bool,
+    ) -> Diagnostic {
         let (line, column) = self.line_col(span.start);
-        self.diags.push(Diagnostic {
+        Diagnostic {
             file: self.file.clone(),
             line,
             column,
             message,
             help,
-        });
+            warning,
+        }
+    }
+
+    /// The warnings in file order, without repeats.
+    pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        sorted_unique(std::mem::take(&mut self.warnings))
     }
 
     pub fn has_errors(&self) -> bool {
@@ -123,12 +151,15 @@ impl<'t> Sink<'t> {
 
     /// The diagnostics in file order, without repeats (a bad `[defaults]` value can be found once per step).
     pub fn finish(self) -> Diagnostics {
-        let mut diags = self.diags;
-        diags.sort_by_key(|d| (d.line, d.column));
-        let mut seen = std::collections::HashSet::new();
-        diags.retain(|d| seen.insert((d.line, d.column, d.message.clone())));
-        Diagnostics(diags)
+        Diagnostics(sorted_unique(self.diags))
     }
+}
+
+fn sorted_unique(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diags.sort_by_key(|d| (d.line, d.column));
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert((d.line, d.column, d.message.clone())));
+    diags
 }
 
 /// A diagnostic with no position, for a file that cannot be read.
@@ -139,6 +170,7 @@ pub(crate) fn unlocated(file: &Path, message: String) -> Diagnostics {
         column: 0,
         message,
         help: None,
+        warning: false,
     }])
 }
 

@@ -13,12 +13,17 @@ use std::path::{Path, PathBuf};
 /// More cells than this is almost certainly a mistake, and would exhaust memory before saying so.
 const MAX_INSTANCES: usize = 1_000_000;
 
+/// The longest file name (one path component) on the filesystems sortie runs on.
+const MAX_FILE_NAME: usize = 255;
+
 /// What every step shares.
 pub(crate) struct Context<'a> {
     pub env: &'a [EnvEntry],
     pub defaults: &'a StepFields,
     pub workdir: &'a Path,
     pub executor: ExecutorKind,
+    /// The pipeline file's directory: outputs outside it are warned about.
+    pub project: &'a Path,
 }
 
 /// The instances of `step` (whose name is `name` and which needs the groups `needs`), or an empty
@@ -58,6 +63,11 @@ pub(crate) fn step(
     let wrap_t = f.wrap.as_ref().map(|s| b.bind("wrap", s, true));
     let workdir_t = f.workdir.as_ref().map(|s| b.bind("workdir", s, false));
     let inputs_t: Vec<Bound> = f.inputs.iter().flatten().map(|s| b.bind_glob(s)).collect();
+    let input_spans: Vec<std::ops::Range<usize>> =
+        f.inputs.iter().flatten().map(|s| s.span.clone()).collect();
+    let output_spans: Vec<std::ops::Range<usize>> =
+        f.outputs.iter().flatten().map(|s| s.span.clone()).collect();
+    let mut warned_outputs = HashSet::new();
     let outputs_t: Vec<Bound> = f
         .outputs
         .iter()
@@ -118,6 +128,19 @@ pub(crate) fn step(
                 );
                 return Vec::new();
             }
+            // A plain step's name is already limited; matrix values make names longer.
+            let dir_name = crate::runlog::paths::step_dir_name(&inst_name);
+            if !matrix.keys.is_empty() && dir_name.len() > MAX_FILE_NAME {
+                sink.error_help(
+                    matrix.span.clone().unwrap_or(step.header.clone()),
+                    format!(
+                        "the matrix of step `{name}` makes an instance whose directory name has {} bytes, more than the {MAX_FILE_NAME} a file name may have",
+                        dir_name.len()
+                    ),
+                    "use shorter matrix values (the instance name is `step[key=value,...]`)",
+                );
+                return Vec::new();
+            }
             let workdir = match &workdir_t {
                 Some(t) if t.keys().next().is_some() => join_dir(cx.workdir, &t.render(raw)),
                 _ => fixed_workdir.clone(),
@@ -125,6 +148,21 @@ pub(crate) fn step(
             let mut env = IndexMap::with_capacity(env_t.len());
             for (k, t) in &env_t {
                 env.insert(k.to_string(), t.render(raw));
+            }
+            let inputs: Vec<String> = inputs_t.iter().map(|t| t.render(raw)).collect();
+            refuse_special_inputs(&inputs, &input_spans, &workdir, sink);
+            let outputs: Vec<String> = outputs_t.iter().map(|t| t.render(raw)).collect();
+            for (k, o) in outputs.iter().enumerate() {
+                if !warned_outputs.contains(&k) && !inside(&workdir.join(o), cx.project) {
+                    warned_outputs.insert(k);
+                    sink.warn(
+                        output_spans[k].clone(),
+                        format!(
+                            "output `{o}` of step `{name}` is outside the project ({}): sortie cannot tell whether the step wrote it",
+                            cx.project.display()
+                        ),
+                    );
+                }
             }
             out.push(Instance {
                 name: inst_name,
@@ -137,8 +175,8 @@ pub(crate) fn step(
                 wrap: wrap_t.as_ref().map(|t| t.render(shell)),
                 env,
                 workdir,
-                inputs: inputs_t.iter().map(|t| t.render(raw)).collect(),
-                outputs: outputs_t.iter().map(|t| t.render(raw)).collect(),
+                inputs,
+                outputs,
                 needs: needs.to_vec(),
                 retries,
                 retry_backoff_s,
@@ -157,6 +195,39 @@ pub(crate) fn step(
         );
     }
     out
+}
+
+/// Whether `path` is under `dir`, taking `..` lexically (enough for a warning).
+fn inside(path: &Path, dir: &Path) -> bool {
+    let mut norm = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                norm.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => norm.push(c),
+        }
+    }
+    norm.starts_with(dir)
+}
+
+/// Reports inputs named literally (globs are checked when the run expands them) that exist but are not
+/// regular files or directories: hashing a FIFO or `/dev/zero` would never end.
+fn refuse_special_inputs(
+    inputs: &[String],
+    spans: &[std::ops::Range<usize>],
+    workdir: &Path,
+    sink: &mut Sink<'_>,
+) {
+    for (input, span) in inputs.iter().zip(spans) {
+        if super::inputs::is_glob(input) {
+            continue;
+        }
+        if let Some(kind) = super::inputs::special_kind(&workdir.join(input)) {
+            sink.error(span.clone(), super::inputs::refusal(input, kind));
+        }
+    }
 }
 
 /// The shell-quoted form of each value of the keys in `shell_keys` (others are left empty), or None
@@ -320,7 +391,22 @@ struct Binder<'a, 's, 't> {
 impl Binder<'_, '_, '_> {
     /// The bound template; on an unknown parameter, an empty one after reporting (and clearing `ok`).
     fn bind(&mut self, field: &str, s: &At<String>, shell: bool) -> Bound {
-        let t = Template::parse(&s.value);
+        let t = match Template::parse(&s.value) {
+            Ok(t) => t,
+            Err(raw) => {
+                let span = self.span_of(s, &raw);
+                self.sink.error_help(
+                    span,
+                    format!(
+                        "unclosed placeholder `{raw}` in `{field}` of step `{}`",
+                        self.step
+                    ),
+                    format!("close it: `{raw}}}}}`"),
+                );
+                self.ok = false;
+                return Bound::default();
+            }
+        };
         match t.bind(self.keys) {
             Ok(b) => {
                 if shell {
@@ -329,13 +415,7 @@ impl Binder<'_, '_, '_> {
                 b
             }
             Err((name, raw)) => {
-                // Point at the placeholder itself when the source holds it verbatim (it always does
-                // unless written with escapes).
-                let src = self.sink.text().get(s.span.clone()).unwrap_or("");
-                let span = match src.find(raw) {
-                    Some(at) => s.span.start + at..s.span.start + at + raw.len(),
-                    None => s.span.clone(),
-                };
+                let span = self.span_of(s, raw);
                 let help = if self.keys.is_empty() {
                     format!(
                         "step `{}` has no matrix; parameters come from `matrix = {{ {name} = [...] }}`",
@@ -355,6 +435,16 @@ impl Binder<'_, '_, '_> {
                 self.ok = false;
                 Bound::default()
             }
+        }
+    }
+
+    /// The span of `raw` inside the field's source when the source holds it verbatim (it always does
+    /// unless written with escapes), else the whole field.
+    fn span_of(&self, s: &At<String>, raw: &str) -> std::ops::Range<usize> {
+        let src = self.sink.text().get(s.span.clone()).unwrap_or("");
+        match src.find(raw) {
+            Some(at) => s.span.start + at..s.span.start + at + raw.len(),
+            None => s.span.clone(),
         }
     }
 
@@ -516,6 +606,41 @@ matrix = { model = ["a b"] }
         assert_eq!(
             errors(text),
             "p.toml:3:13: error: unknown parameter `{{x}}` in `run` of step `s`; help: step `s` has no matrix; parameters come from `matrix = { x = [...] }`"
+        );
+    }
+
+    #[test]
+    fn instance_too_long_for_a_directory_name() {
+        let long = "v".repeat(300);
+        let text =
+            format!("[[step]]\nname = \"s\"\nrun = \"x\"\nmatrix = {{ a = [1, \"{long}\"] }}\n");
+        assert_eq!(
+            errors(&text),
+            "p.toml:4:10: error: the matrix of step `s` makes an instance whose directory name has 305 bytes, more than the 255 a file name may have; help: use shorter matrix values (the instance name is `step[key=value,...]`)"
+        );
+    }
+
+    #[test]
+    fn outputs_outside_the_project_are_warned_about_once() {
+        let text = "[[step]]\nname = \"s\"\nrun = \"x\"\noutputs = [\"ok/{{a}}\", \"/etc/passwd\", \"../x{{a}}\"]\nmatrix = { a = [1, 2] }\n";
+        let p = plan(text);
+        let w: Vec<String> = p.warnings.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            w,
+            [
+                "/proj/sortie.toml:4:24: warning: output `/etc/passwd` of step `s` is outside the project (/proj): sortie cannot tell whether the step wrote it",
+                "/proj/sortie.toml:4:39: warning: output `../x1` of step `s` is outside the project (/proj): sortie cannot tell whether the step wrote it",
+            ]
+        );
+    }
+
+    #[test]
+    fn unclosed_placeholder_points_at_it() {
+        let text =
+            "[[step]]\nname = \"s\"\nrun = \"train --seed {{seed\"\nmatrix = { seed = [1] }\n";
+        assert_eq!(
+            errors(text),
+            "p.toml:3:21: error: unclosed placeholder `{{seed` in `run` of step `s`; help: close it: `{{seed}}`"
         );
     }
 

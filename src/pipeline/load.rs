@@ -10,9 +10,26 @@ use std::path::{Path, PathBuf};
 
 /// Reads and loads a pipeline file.
 pub fn load(path: &Path) -> Result<Plan, Diagnostics> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| unlocated(path, format!("cannot read the pipeline file: {e}")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
     load_str(&text, path)
+}
+
+/// The located error for the first byte that is not UTF-8 (TOML files must be UTF-8 throughout,
+/// comments included).
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Diagnostics {
+    let at = e.valid_up_to();
+    // The prefix is valid UTF-8 by definition, so line:col can be counted on it.
+    let good = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let mut sink = Sink::new(path, good);
+    sink.error_help(
+        at..at,
+        format!("byte 0x{:02x} is not UTF-8", bytes[at]),
+        "a pipeline file must be UTF-8 throughout, comments included",
+    );
+    sink.finish()
 }
 
 /// Loads a pipeline from its text. `path` names the file in messages, and relative workdirs are
@@ -60,6 +77,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Plan, Diagnostics> {
         defaults: &spec.defaults,
         workdir: &workdir,
         executor,
+        project: &dir,
     };
     let mut groups = Vec::with_capacity(order.len());
     let mut instances = Vec::new();
@@ -86,6 +104,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Plan, Diagnostics> {
     if sink.has_errors() {
         return Err(sink.finish());
     }
+    let warnings = sink.take_warnings();
     Ok(Plan {
         name,
         source,
@@ -95,6 +114,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Plan, Diagnostics> {
         slurm: slurm_settings(&spec.slurm),
         groups,
         instances,
+        warnings,
     })
 }
 
@@ -302,6 +322,21 @@ mod tests {
             e.to_string()
                 .starts_with("/nonexistent/sortie.toml: error: cannot read the pipeline file:"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn non_utf8_byte_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, b"[[step]]\nname = \"a\" # caf\xe9\nrun = \"x\"\n").unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:2:17: error: byte 0xe9 is not UTF-8; help: a pipeline file must be UTF-8 throughout, comments included",
+                path.display()
+            )
         );
     }
 

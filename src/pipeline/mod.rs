@@ -4,6 +4,7 @@
 mod dag;
 mod diag;
 mod expand;
+pub mod inputs;
 mod load;
 pub mod plan;
 pub mod report;
@@ -11,6 +12,7 @@ mod spec;
 pub mod template;
 pub mod units;
 
+pub(crate) use diag::closest;
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{load, load_str};
 pub use plan::*;

@@ -200,6 +200,9 @@ pub struct Plan {
     pub groups: Vec<Group>,
     /// All instances, grouped and in the groups' order.
     pub instances: Vec<Instance>,
+    /// What `check` and `run` point out without refusing (outputs outside the project).
+    #[serde(default, skip)]
+    pub warnings: Vec<super::Diagnostic>,
 }
 
 impl Plan {

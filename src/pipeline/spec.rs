@@ -33,6 +33,9 @@ const STEP_FIELD_KEYS: &[&str] = &[
     "executor",
     "slurm",
 ];
+/// The longest step name: it names directories and Slurm files (`<name>.<seq>.<run>_<task>.err`),
+/// and a file name has at most 255 bytes; the rest is room for the suffixes.
+pub(crate) const MAX_STEP_NAME: usize = 200;
 const STEP_ONLY_KEYS: &[&str] = &["name", "needs", "matrix"];
 const RESOURCE_KEYS: &[&str] = &[
     "cpus",
@@ -750,6 +753,16 @@ impl Reader<'_, '_> {
                 format!("invalid step name `{name}`"),
                 "use letters, digits, `_`, `.` and `-`, not starting with `.`",
             );
+        } else if name.len() > MAX_STEP_NAME {
+            self.sink.error_help(
+                n.span.clone(),
+                format!(
+                    "step name `{}…` is {} bytes long, more than the {MAX_STEP_NAME} a step name may have",
+                    &name[..20],
+                    name.len()
+                ),
+                "the name becomes directory and Slurm file names, which the filesystem limits to 255 bytes",
+            );
         }
     }
 
@@ -1104,6 +1117,19 @@ mod tests {
                 "p.toml:13:1: error: step has no `name`; help: add `name = \"...\"` to the step"
                     .to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn step_name_too_long_for_a_file_name() {
+        let long = "a".repeat(5000);
+        let text = format!("[[step]]\nname = \"{long}\"\nrun = \"x\"\n");
+        assert_eq!(
+            errors(&text),
+            [format!(
+                "p.toml:2:8: error: step name `{}…` is 5000 bytes long, more than the 200 a step name may have; help: the name becomes directory and Slurm file names, which the filesystem limits to 255 bytes",
+                "a".repeat(20)
+            )]
         );
     }
 

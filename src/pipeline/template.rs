@@ -15,14 +15,16 @@ pub enum Part {
 }
 
 /// A string split into literal text and `{{name}}` placeholders. Whitespace inside the braces is
-/// allowed; braces around anything that is not an identifier are literal text.
+/// allowed; braces around anything that is not an identifier are literal text, but `{{name` with no
+/// `}}` after the name is an error: it is a placeholder someone forgot to close.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
 }
 
 impl Template {
-    pub fn parse(s: &str) -> Template {
+    /// The parsed template, or the unclosed placeholder as written up to the end of its name (`{{x`).
+    pub fn parse(s: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut rest = s;
@@ -40,6 +42,9 @@ impl Template {
                     rest = &rest[at + len..];
                 }
                 None => {
+                    if let Some(len) = unclosed(&rest[at..]) {
+                        return Err(rest[at..at + len].to_string());
+                    }
                     // Keep one brace and look again, so `{{{x}}}` still finds `{{x}}`.
                     text.push_str(&rest[..=at]);
                     rest = &rest[at + 1..];
@@ -50,7 +55,7 @@ impl Template {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        Template { parts }
+        Ok(Template { parts })
     }
 
     pub fn parts(&self) -> &[Part] {
@@ -134,12 +139,12 @@ impl Bound {
     }
 }
 
-/// Substitutes `{{name}}` in `text`; the error is the first unknown name.
+/// Substitutes `{{name}}` in `text`; the error is the first unclosed placeholder or unknown name.
 pub fn substitute<'v>(
     text: &str,
     lookup: impl Fn(&str) -> Option<Cow<'v, str>>,
 ) -> Result<String, String> {
-    Template::parse(text).render(lookup)
+    Template::parse(text)?.render(lookup)
 }
 
 /// Whether `s` is an identifier: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -157,6 +162,24 @@ fn placeholder(s: &str) -> Option<(&str, usize)> {
     let close = s[inner_start..].find("}}")? + inner_start;
     let name = s[inner_start..close].trim();
     is_identifier(name).then_some((name, close + 2))
+}
+
+/// If `s` (starting at `{{`) opens a placeholder that is never closed, the length of `{{name`: the
+/// name ends the line or the text, or is followed by a single `}`.
+fn unclosed(s: &str) -> Option<usize> {
+    let after = &s[2..];
+    let inner = after.trim_start_matches([' ', '\t']);
+    let name_len = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(inner.len());
+    if !is_identifier(&inner[..name_len]) {
+        return None;
+    }
+    let len = s.len() - inner.len() + name_len;
+    let tail = inner[name_len..].trim_start_matches([' ', '\t']);
+    let ends_line = tail.is_empty() || tail.starts_with(['\n', '\r']);
+    let single_close = tail.starts_with('}') && !tail.starts_with("}}");
+    (ends_line || single_close).then_some(len)
 }
 
 #[cfg(test)]
@@ -189,15 +212,33 @@ mod tests {
     }
 
     #[test]
+    fn unclosed_placeholder_is_an_error() {
+        assert_eq!(substitute("x {{seed", lookup), Err("{{seed".to_string()));
+        assert_eq!(
+            substitute("x {{ seed \nnext", lookup),
+            Err("{{ seed".to_string())
+        );
+        assert_eq!(
+            substitute("--seed {{seed} --model {{model}}", lookup),
+            Err("{{seed".to_string())
+        );
+        // Closed later on the line, or not a name: literal as before.
+        assert_eq!(
+            substitute("{{a b}} {{seed}}", lookup),
+            Ok("{{a b}} 0".to_string())
+        );
+    }
+
+    #[test]
     fn unknown_name_is_reported() {
         assert_eq!(substitute("x {{lr}}", lookup), Err("lr".to_string()));
-        let t = Template::parse("a {{ lr }} b");
+        let t = Template::parse("a {{ lr }} b").unwrap();
         assert_eq!(t.bind(&["seed"]).unwrap_err(), ("lr", "{{ lr }}"));
     }
 
     #[test]
     fn bound_renders_by_index() {
-        let t = Template::parse("out/{{model}}-{{seed}}");
+        let t = Template::parse("out/{{model}}-{{seed}}").unwrap();
         let b = t.bind(&["seed", "model"]).unwrap();
         assert_eq!(b.render(|i| ["1", "gat"][i]), "out/gat-1");
         assert_eq!(b.keys().collect::<Vec<_>>(), vec![1, 0]);
