@@ -189,3 +189,53 @@ pub fn env_seconds(var: &str, zero_ok: bool) -> Result<Option<Duration>, UserErr
         _ => Err(UserError(format!("{var}={text:?} is not {want}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn atomic_writes_publish_whole_files_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        create_atomic(&p, b"one").unwrap();
+        let again = create_atomic(&p, b"two").unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        write_atomic(&p, b"three").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"three");
+        assert_eq!(names(dir.path()), ["a.json"]);
+        assert!(is_temp_name(
+            &temp_path(&p).file_name().unwrap().to_string_lossy()
+        ));
+    }
+
+    #[test]
+    fn env_seconds_takes_numbers_and_names_what_it_refuses() {
+        let var = "SORTIE_TEST_ENV_SECONDS_UTIL";
+        let get = |v: &str, zero_ok| {
+            // SAFETY: only this test reads or writes this variable.
+            unsafe { std::env::set_var(var, v) };
+            env_seconds(var, zero_ok)
+        };
+        assert_eq!(
+            get("2.5", false).unwrap(),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(get("", false).unwrap(), None);
+        assert_eq!(get("0", true).unwrap(), Some(Duration::ZERO));
+        for bad in ["0", "-1", "abc", "NaN", "inf", "1e300"] {
+            let e = get(bad, false).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains(bad), "{e}");
+        }
+    }
+}
