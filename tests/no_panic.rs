@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Out, Project, proc_state, wait_for};
+use common::{Out, Project, proc_state, shell_quote, wait_for};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -165,16 +165,10 @@ fn tpgid(pid: u32) -> Option<i64> {
         .ok()
 }
 
-fn shell_quote(p: &Path) -> String {
-    shlex::try_quote(&p.to_string_lossy())
-        .expect("quotable path")
-        .into_owned()
-}
-
 /// `sortie` started in the background of a job-control shell in tmux (SIGTTOU back to its default: the
-/// shell ignores it for its children) stops when it tries to
-/// put the terminal in raw mode; then the terminal goes away (the tmux server is killed: the pty hangs
-/// up) and the test resumes it with SIGCONT. The shell ignores SIGHUP and waits for it, so the test gets
+/// shell ignores it for its children) stops when it tries to put the terminal in raw mode; then the
+/// terminal goes away (the tmux server is killed: the pty hangs up) and the test resumes it with
+/// SIGCONT. The shell ignores SIGHUP and waits for it, so the test gets
 /// its exit code and stderr from files. Every step waits for the state it needs: no sleeps.
 #[test]
 fn the_tui_losing_its_terminal_in_the_background_exits_cleanly() {
