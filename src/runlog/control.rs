@@ -143,6 +143,9 @@ mod tests {
         )
         .unwrap();
         std::fs::write(run.control_dir().join("zzz.json"), b"{broken").unwrap();
+        // A submitter that died mid-write leaves only a temporary file, which is no request.
+        let tmp = crate::util::temp_path(&run.control_dir().join("yyy.json"));
+        std::fs::write(tmp, b"{\"id\":").unwrap();
         let p = pending(&run);
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].id(), a);
