@@ -1,6 +1,10 @@
-//! Small facts about the process and the clock that every room needs.
+//! Small facts about the process and the clock that every room needs, the user-error type, the one
+//! way to write a file another process reads (complete or not at all), and duration settings from the
+//! environment.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch, with sub-second precision, as written in every event.
 pub fn now() -> f64 {
@@ -111,4 +115,149 @@ pub fn on_path(program: &str) -> bool {
                 })
         })
     })
+}
+
+/// A temporary name beside `path` for a file being written: hidden, and unique to this process and call,
+/// so two writers never share one and readers that list the directory skip it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tag: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(6)
+        .collect();
+    path.with_file_name(format!(".{name}.{}.{tag}.tmp", std::process::id()))
+}
+
+/// Whether `name` is one of [`temp_path`]'s names.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Writes a complete temporary file beside `path` (fsynced), hands it to `publish`, and removes it after.
+fn with_temp_file(
+    path: &Path,
+    bytes: &[u8],
+    publish: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        publish(&tmp)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// Replaces `path` with `bytes` so that another process reads the old content or the new one, never a
+/// part of it, even if this one dies halfway: a temporary file in the same directory, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    with_temp_file(path, bytes, |tmp| std::fs::rename(tmp, path))
+}
+
+/// Creates `path` with `bytes`, complete or not at all, failing with `AlreadyExists` when it exists:
+/// exclusive creation for files other processes read. The temporary file is hard-linked to `path`
+/// (atomic, and exclusive on local disks and NFS alike).
+pub fn create_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    with_temp_file(path, bytes, |tmp| match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        // NFS may answer a retransmitted link with EEXIST although the first one worked: the link
+        // count of the temporary file tells.
+        Err(_) if std::fs::metadata(tmp).is_ok_and(|m| m.nlink() == 2) => Ok(()),
+        Err(e) => Err(e),
+    })
+}
+
+/// Removes [`temp_path`] leftovers in `dir` older than `age` (their writer died before publishing).
+pub fn remove_stale_temps(dir: &Path, age: Duration) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let stale = e.file_name().to_str().is_some_and(is_temp_name)
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|a| a > age));
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A duration in seconds from environment variable `var`: `Ok(None)` when unset or empty, an error that
+/// names the variable and the value when it is not a number of seconds above 0 (or at least 0 with
+/// `zero_ok`).
+pub fn env_seconds(var: &str, zero_ok: bool) -> Result<Option<Duration>, UserError> {
+    let Some(raw) = std::env::var_os(var) else {
+        return Ok(None);
+    };
+    let text = raw.to_string_lossy();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let want = if zero_ok {
+        "a number of seconds, 0 or more"
+    } else {
+        "a number of seconds above 0"
+    };
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0)) && s < 1e9 => {
+            Ok(Some(Duration::from_secs_f64(s)))
+        }
+        _ => Err(UserError(format!("{var}={text:?} is not {want}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn atomic_writes_publish_whole_files_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        create_atomic(&p, b"one").unwrap();
+        let again = create_atomic(&p, b"two").unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        write_atomic(&p, b"three").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"three");
+        assert_eq!(names(dir.path()), ["a.json"]);
+        assert!(is_temp_name(
+            &temp_path(&p).file_name().unwrap().to_string_lossy()
+        ));
+    }
+
+    #[test]
+    fn env_seconds_takes_numbers_and_names_what_it_refuses() {
+        let var = "SORTIE_TEST_ENV_SECONDS_UTIL";
+        let get = |v: &str, zero_ok| {
+            // SAFETY: only this test reads or writes this variable.
+            unsafe { std::env::set_var(var, v) };
+            env_seconds(var, zero_ok)
+        };
+        assert_eq!(
+            get("2.5", false).unwrap(),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(get("", false).unwrap(), None);
+        assert_eq!(get("0", true).unwrap(), Some(Duration::ZERO));
+        for bad in ["0", "-1", "abc", "NaN", "inf", "1e300"] {
+            let e = get(bad, false).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains(bad), "{e}");
+        }
+    }
 }

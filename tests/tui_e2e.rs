@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Project;
+use common::{Project, shell_quote};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -141,12 +141,6 @@ fn instance_state<'a>(screen: &'a str, label: &str) -> Option<&'a str> {
 /// The TUI's borders are gone and the shell's line is back.
 fn tui_gone(screen: &str) -> bool {
     !screen.contains('┌') && !screen.contains('└') && !screen.contains('│')
-}
-
-fn shell_quote(p: &Path) -> String {
-    shlex::try_quote(&p.to_string_lossy())
-        .expect("quotable path")
-        .into_owned()
 }
 
 #[test]

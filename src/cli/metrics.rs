@@ -24,10 +24,11 @@ pub struct PlotArgs {
     /// Only these steps (a step name matches all its instances); repeat or comma-separate.
     #[arg(long, value_delimiter = ',')]
     pub step: Vec<String>,
-    /// Chart size in terminal columns and rows.
-    #[arg(long, default_value_t = 100)]
+    /// Chart width in terminal columns (16 to 1000; the chart library needs 16, more is only memory).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(16..=1000))]
     pub width: u32,
-    #[arg(long, default_value_t = 24)]
+    /// Chart height in terminal rows (3 to 500).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(3..=500))]
     pub height: u32,
 }
 

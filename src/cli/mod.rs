@@ -126,6 +126,9 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if let Err(e) = check_env() {
+        return report_error(&Report::new(e));
+    }
     let drives_a_run = matches!(
         cli.command,
         Some(
@@ -158,6 +161,15 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => report_error(&e),
     }
+}
+
+/// Refuses bad values of the environment settings before anything starts, so an engine never runs with
+/// a lease timeout or kill grace it silently replaced by the default.
+fn check_env() -> Result<(), crate::util::UserError> {
+    crate::util::env_seconds(crate::runlog::lease::LEASE_TIMEOUT_ENV, false)?;
+    crate::util::env_seconds(crate::executor::local::KILL_GRACE_ENV, true)?;
+    crate::index::Journal::from_env()?;
+    Ok(())
 }
 
 /// Prints an error on one line (plus its causes) and picks the exit code from its kind.

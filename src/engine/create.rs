@@ -56,10 +56,11 @@ pub fn create_run(project: &Project, plan: &Plan, force: &Force) -> Result<RunDi
             }
         }
     };
-    std::fs::write(run.plan(), serde_json::to_vec(plan)?)
+    // Complete or absent: the index and the TUI read a run's plan while it is being created.
+    crate::util::write_atomic(&run.plan(), &serde_json::to_vec(plan)?)
         .wrap_err_with(|| format!("cannot write {}", run.plan().display()))?;
     if let Ok(text) = std::fs::read(&plan.source) {
-        let _ = std::fs::write(run.pipeline_copy(), text);
+        let _ = crate::util::write_atomic(&run.pipeline_copy(), &text);
     }
     let mut log = EventWriter::open(&run.events())?;
     log.append(Event::RunCreated {

@@ -17,13 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Grace between SIGTERM and SIGKILL. `SORTIE_KILL_GRACE` (seconds) changes it.
+/// The environment variable that sets the grace between SIGTERM and SIGKILL (seconds, 0 allowed).
+pub const KILL_GRACE_ENV: &str = "SORTIE_KILL_GRACE";
+
+/// Grace between SIGTERM and SIGKILL. `SORTIE_KILL_GRACE` (seconds) changes it; the CLI refuses a bad
+/// value at startup, so here one only falls back to the default.
 pub fn kill_grace() -> Duration {
-    std::env::var("SORTIE_KILL_GRACE")
+    crate::util::env_seconds(KILL_GRACE_ENV, true)
         .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .flatten()
         .unwrap_or(Duration::from_secs(10))
 }
 

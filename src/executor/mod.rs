@@ -134,5 +134,6 @@ pub fn write_exit_file(dir: &Path, outcome: &Outcome) {
         Outcome::TimedOut => "timeout".to_string(),
         _ => return,
     };
-    let _ = std::fs::write(path, format!("{text}\n"));
+    // A resumed engine may read it at any moment: complete or absent, never empty.
+    let _ = crate::util::write_atomic(&path, format!("{text}\n").as_bytes());
 }

@@ -36,13 +36,27 @@ impl Journal {
         }
     }
 
+    /// The journal mode `SORTIE_INDEX_JOURNAL` asks for: `Ok(None)` when unset or empty, an error naming
+    /// the value and the valid ones when it is neither `wal` nor `delete`.
+    pub fn from_env() -> std::result::Result<Option<Journal>, crate::util::UserError> {
+        let Some(raw) = std::env::var_os(JOURNAL_ENV) else {
+            return Ok(None);
+        };
+        let text = raw.to_string_lossy();
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        Journal::parse(&text).map(Some).ok_or_else(|| {
+            crate::util::UserError(format!(
+                "{JOURNAL_ENV}={text:?} is not a journal mode (valid: wal, delete)"
+            ))
+        })
+    }
+
     /// The env override, else WAL on local disks and DELETE on network or parallel filesystems, whose
-    /// locking cannot carry WAL's shared-memory index.
+    /// locking cannot carry WAL's shared-memory index. (The CLI refuses a bad override at startup.)
     pub fn for_dir(dir: &Path) -> Journal {
-        if let Some(j) = std::env::var(JOURNAL_ENV)
-            .ok()
-            .and_then(|v| Journal::parse(&v))
-        {
+        if let Ok(Some(j)) = Journal::from_env() {
             return j;
         }
         if is_network_fs(dir) {

@@ -1,6 +1,6 @@
 //! Control requests: how a CLI or TUI, on this or another login node, steers a run's engine. A request is a
-//! small JSON file written under a temporary name and renamed into `control/`, so the engine never reads a
-//! half-written one; the engine answers with a `request` event in the run's log and moves the file to
+//! small JSON file written under a temporary name and renamed into `control/` (`util::write_atomic`), so
+//! the engine never reads a half-written one (the temporary names start with a dot and are skipped); the engine answers with a `request` event in the run's log and moves the file to
 //! `control/done/`.
 
 use super::RunDir;
@@ -67,9 +67,10 @@ pub fn submit(run: &RunDir, request: Request) -> std::io::Result<String> {
         user: crate::util::user(),
         request,
     };
-    let tmp = dir.join(format!(".{id}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&env)?)?;
-    std::fs::rename(&tmp, dir.join(format!("{id}.json")))?;
+    crate::util::write_atomic(
+        &dir.join(format!("{id}.json")),
+        &serde_json::to_vec_pretty(&env)?,
+    )?;
     Ok(id)
 }
 
@@ -142,6 +143,9 @@ mod tests {
         )
         .unwrap();
         std::fs::write(run.control_dir().join("zzz.json"), b"{broken").unwrap();
+        // A submitter that died mid-write leaves only a temporary file, which is no request.
+        let tmp = crate::util::temp_path(&run.control_dir().join("yyy.json"));
+        std::fs::write(tmp, b"{\"id\":").unwrap();
         let p = pending(&run);
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].id(), a);

@@ -1,12 +1,15 @@
 //! The lease: the one engine that drives a run holds it. Leases are files `lease/<generation>.json`; a new
-//! holder takes the next generation by atomic exclusive creation (safe on NFS v3+ and on local disks), so two
-//! processes that try to take over a dead engine at once cannot both win. The holder rewrites its file as a
-//! heartbeat; a holder that sees a higher generation has lost the run and must stop.
+//! holder takes the next generation by atomic exclusive creation (a complete temporary file hard-linked to
+//! the name: safe on NFS v3+ and on local disks), so two processes that try to take over a dead engine at
+//! once cannot both win, and a crash never leaves a half-written lease. The holder rewrites its file as a
+//! heartbeat (temporary file, then rename); a holder that sees a higher generation has lost the run and
+//! must stop. A lease file that cannot be read (left by an older version, or a damaged disk) counts as
+//! held until its mtime is a lease timeout old, then as expired.
 
 use super::RunDir;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -22,15 +25,20 @@ pub struct LeaseInfo {
     /// Set when the holder let go cleanly.
     #[serde(default)]
     pub released: bool,
+    /// The lease file, when it could not be read: then `heartbeat` is its mtime.
+    #[serde(skip)]
+    pub unreadable: Option<PathBuf>,
 }
 
-/// How long a heartbeat stays valid. `SORTIE_LEASE_TIMEOUT` (seconds) shortens it for tests.
+/// The environment variable that shortens the lease timeout (seconds).
+pub const LEASE_TIMEOUT_ENV: &str = "SORTIE_LEASE_TIMEOUT";
+
+/// How long a heartbeat stays valid. `SORTIE_LEASE_TIMEOUT` (seconds) shortens it for tests; the CLI
+/// refuses a bad value at startup, so here one only falls back to the default.
 pub fn lease_timeout() -> Duration {
-    std::env::var("SORTIE_LEASE_TIMEOUT")
+    crate::util::env_seconds(LEASE_TIMEOUT_ENV, false)
         .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map(Duration::from_secs_f64)
+        .flatten()
         .unwrap_or(Duration::from_secs(30))
 }
 
@@ -45,8 +53,8 @@ impl LeaseInfo {
         if self.released {
             return false;
         }
-        // On the holder's own host the process table is the better witness than the clock.
-        if self.host == crate::util::host() {
+        // On the holder's own host (an unreadable lease has no host: only its age tells) the process table is the better witness than the clock.
+        if self.unreadable.is_none() && self.host == crate::util::host() {
             return process_alive(self.pid, self.pid_start);
         }
         let age = crate::util::now() - self.heartbeat;
@@ -133,16 +141,39 @@ pub fn current(run: &RunDir) -> Option<LeaseInfo> {
         .and_then(|b| serde_json::from_slice::<LeaseInfo>(&b).ok())
     {
         Some(info) => Some(info),
-        // Just created and not written yet: treat as a fresh, live lease of unknown holder.
-        None => Some(LeaseInfo {
-            generation,
-            host: String::new(),
-            pid: 0,
-            pid_start: None,
-            acquired: crate::util::now(),
-            heartbeat: crate::util::now(),
-            released: false,
-        }),
+        None => Some(unreadable(generation, &path)),
+    }
+}
+
+/// A lease whose file cannot be read: held by an unknown engine until its mtime is a timeout old.
+fn unreadable(generation: u64, path: &Path) -> LeaseInfo {
+    let written = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+        // Gone between the listing and the stat: as old as can be.
+        .unwrap_or(0.0);
+    LeaseInfo {
+        generation,
+        host: String::new(),
+        pid: 0,
+        pid_start: None,
+        acquired: written,
+        heartbeat: written,
+        released: false,
+        unreadable: Some(path.to_path_buf()),
+    }
+}
+
+/// Says once per process that an unreadable lease file is taken as expired.
+fn warn_unreadable(path: &Path, age: f64) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "sortie: warning: lease file {} is unreadable (empty or half written); it was last written {age:.0}s ago, so it counts as expired",
+            path.display()
+        );
     }
 }
 
@@ -157,6 +188,17 @@ pub enum LeaseError {
 impl std::fmt::Display for LeaseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            LeaseError::Held(LeaseInfo {
+                unreadable: Some(path),
+                heartbeat,
+                ..
+            }) => write!(
+                f,
+                "the run's lease file {} is unreadable (empty or half written {:.0}s ago); it counts as held until it is {:.0}s old",
+                path.display(),
+                (crate::util::now() - heartbeat).max(0.0),
+                lease_timeout().as_secs_f64()
+            ),
             LeaseError::Held(i) => write!(
                 f,
                 "the run is driven by a live engine (pid {} on {}, heartbeat {:.0}s ago)",
@@ -183,10 +225,16 @@ impl Lease {
     /// Takes the run's lease unless a live engine holds it.
     pub fn acquire(run: &RunDir) -> Result<Lease, LeaseError> {
         std::fs::create_dir_all(run.lease_dir()).map_err(LeaseError::Io)?;
+        crate::util::remove_stale_temps(&run.lease_dir(), lease_timeout());
         for _ in 0..20 {
             let next = match current(run) {
                 Some(info) if info.is_alive() => return Err(LeaseError::Held(info)),
-                Some(info) => info.generation + 1,
+                Some(info) => {
+                    if let Some(path) = &info.unreadable {
+                        warn_unreadable(path, info.heartbeat_age());
+                    }
+                    info.generation + 1
+                }
                 None => 1,
             };
             let path = run.lease_dir().join(format!("{next}.json"));
@@ -200,17 +248,11 @@ impl Lease {
                 acquired: now,
                 heartbeat: now,
                 released: false,
+                unreadable: None,
             };
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    let body = serde_json::to_vec(&info).map_err(std::io::Error::other);
-                    f.write_all(&body.map_err(LeaseError::Io)?)
-                        .map_err(LeaseError::Io)?;
-                    f.sync_all().map_err(LeaseError::Io)?;
+            let body = serde_json::to_vec(&info).map_err(|e| LeaseError::Io(e.into()))?;
+            match crate::util::create_atomic(&path, &body) {
+                Ok(()) => {
                     return Ok(Lease {
                         run: run.clone(),
                         info,
@@ -254,11 +296,7 @@ impl Lease {
     }
 
     fn write(&self) -> std::io::Result<()> {
-        let tmp = self
-            .path
-            .with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(&self.info)?)?;
-        std::fs::rename(&tmp, &self.path)
+        crate::util::write_atomic(&self.path, &serde_json::to_vec(&self.info)?)
     }
 }
 
@@ -294,6 +332,7 @@ mod tests {
             acquired: 0.0,
             heartbeat: crate::util::now(),
             released: false,
+            unreadable: None,
         };
         std::fs::write(
             run.lease_dir().join("4.json"),
@@ -308,5 +347,86 @@ mod tests {
         let new = Lease::acquire(&run).unwrap();
         assert_eq!(new.info.generation, 5);
         assert!(old.lost());
+    }
+
+    /// Sets a file's mtime `secs` into the past.
+    fn age_file(path: &Path, secs: u64) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_lease_is_held_until_its_mtime_is_a_timeout_old() {
+        for body in [
+            &b""[..],
+            &b"{\"generation\": 3, \"ho"[..],
+            &b"\x00\xffgarbage"[..],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let run = RunDir::new(dir.path().join("r1"));
+            std::fs::create_dir_all(run.lease_dir()).unwrap();
+            let path = run.lease_dir().join("3.json");
+            std::fs::write(&path, body).unwrap();
+            // Fresh: maybe an engine of an older version still writing it.
+            let held = Lease::acquire(&run).unwrap_err();
+            assert!(matches!(held, LeaseError::Held(_)), "{held}");
+            assert!(held.to_string().contains("3.json"), "{held}");
+            age_file(&path, lease_timeout().as_secs() + 5);
+            let l = current(&run).unwrap();
+            assert_eq!(l.unreadable.as_deref(), Some(path.as_path()));
+            assert!(!l.is_alive());
+            let new = Lease::acquire(&run).unwrap();
+            assert_eq!(new.info.generation, 4);
+            assert_eq!(current(&run).unwrap().pid, std::process::id());
+        }
+    }
+
+    #[test]
+    fn concurrent_acquires_have_exactly_one_winner() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let run = RunDir::new(dir.path().join("r1"));
+            if round % 2 == 1 {
+                // Half the rounds take over from a released holder, so every racer wants generation 2.
+                Lease::acquire(&run).unwrap().release().unwrap();
+            }
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let winners: Vec<_> = (0..8)
+                .map(|_| {
+                    let (run, barrier) = (run.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Lease::acquire(&run).ok().map(|l| l.info.generation)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .filter_map(|t| t.join().unwrap())
+                .collect();
+            assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+            let names: Vec<_> = std::fs::read_dir(run.lease_dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            assert!(
+                names.iter().all(|n| !crate::util::is_temp_name(n)),
+                "temporary files left: {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_temporary_files_are_ignored_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("r1"));
+        std::fs::create_dir_all(run.lease_dir()).unwrap();
+        let tmp = crate::util::temp_path(&run.lease_dir().join("1.json"));
+        std::fs::write(&tmp, b"{").unwrap();
+        assert!(current(&run).is_none());
+        age_file(&tmp, lease_timeout().as_secs() + 5);
+        let l = Lease::acquire(&run).unwrap();
+        assert_eq!(l.info.generation, 1);
+        assert!(!tmp.exists());
     }
 }

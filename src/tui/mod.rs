@@ -334,6 +334,21 @@ fn launch(path: &std::path::Path) -> Result<String> {
 
 /// Runs the TUI on `project` until the user quits. Quitting never stops a run.
 pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
+    install_crash_log();
+    // ratatui's hook restores the terminal first, then calls ours (crash log, then color-eyre's report).
+    // The terminal comes first, before any thread: leaving early then has nothing to stop.
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            // A terminal that hung up (or one this process may not drive) is no crash: say so and leave.
+            // Raw mode off in case it was the alternate screen that failed; no restore, which would
+            // print its own error about the same dead terminal.
+            let _ = crossterm::terminal::disable_raw_mode();
+            return Err(crate::util::user_error(format!(
+                "cannot open the terminal for the TUI: {e} (it went away, or this process is not in its foreground)"
+            )));
+        }
+    };
     let overrides = config::Overrides {
         theme: opts.theme.clone(),
         read_only: opts.read_only.then_some(true),
@@ -359,9 +374,6 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
     ui.watch_tx = Some(watch_tx);
     spawn_input(ui.tx.clone());
     spawn_signals(ui.tx.clone());
-    install_crash_log();
-    // ratatui's hook restores the terminal first, then calls ours (crash log, then color-eyre's report).
-    let mut terminal = ratatui::init();
     let result = event_loop(&mut ui, &mut terminal, &rx);
     ratatui::restore();
     result.map(|_| 0)

@@ -506,6 +506,13 @@ pub fn wait_dead(pids: &[u32], limit: Duration) -> Result<(), Vec<u32>> {
     }
 }
 
+/// A path quoted for a shell command line (tmux sessions run one).
+pub fn shell_quote(p: &Path) -> String {
+    shlex::try_quote(&p.to_string_lossy())
+        .expect("quotable path")
+        .into_owned()
+}
+
 /// `SORTIE_REQUIRE_SLURM=1`: every cluster test must run, not skip (CI sets it).
 pub fn required() -> bool {
     std::env::var("SORTIE_REQUIRE_SLURM").is_ok_and(|v| v == "1")
