@@ -141,12 +141,6 @@ pub fn main() -> i32 {
                 | Command::Cancel(_)
         )
     );
-    // Whatever judges another host's steps refuses a bad heartbeat grace before it creates anything.
-    if (drives_a_run || matches!(cli.command, None | Some(Command::Status(_))))
-        && let Err(e) = crate::runlog::liveness::heartbeat_grace()
-    {
-        return report_error(&crate::util::user_error(e));
-    }
     if !drives_a_run {
         // Readers end quietly when their pipe closes (`sortie status | head`), like other Unix tools.
         // SAFETY: setting a signal disposition to its default is always sound.
@@ -169,6 +163,7 @@ fn check_env() -> Result<(), crate::util::UserError> {
     crate::util::env_seconds(crate::runlog::lease::LEASE_TIMEOUT_ENV, false)?;
     crate::util::env_seconds(crate::executor::local::KILL_GRACE_ENV, true)?;
     crate::index::Journal::from_env()?;
+    crate::runlog::liveness::heartbeat_grace().map_err(crate::util::UserError)?;
     Ok(())
 }
 
