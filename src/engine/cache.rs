@@ -202,9 +202,10 @@ pub fn unwritten_outputs(inst: &Instance, result_dir: &Path) -> Vec<String> {
 }
 
 pub fn write_manifest(dir: &Path, m: &Manifest) -> std::io::Result<()> {
-    std::fs::write(
-        dir.join(crate::runlog::paths::CACHE_MANIFEST_FILE),
-        serde_json::to_vec_pretty(m)?,
+    // Read by `why`, `status` and later runs' cache decisions: whole or not at all.
+    crate::util::write_atomic(
+        &dir.join(crate::runlog::paths::CACHE_MANIFEST_FILE),
+        &serde_json::to_vec_pretty(m)?,
     )
 }
 

@@ -725,7 +725,7 @@ impl Engine {
         let key = self.slots[i].key.clone().unwrap_or_default();
         match self.exec.launch(spec, self.done_tx.clone()) {
             Ok(launched) => {
-                self.emit(Event::AttemptStarted {
+                let logged = self.emit(Event::AttemptStarted {
                     step: inst.name.clone(),
                     attempt,
                     host: self.host.clone(),
@@ -734,7 +734,11 @@ impl Engine {
                     cache_key: Some(key),
                     job_id: launched.job_id,
                     boot_id: crate::runlog::liveness::boot_id(),
-                })?;
+                });
+                // The command runs only once its attempt is in the log: an engine killed before this
+                // line leaves a shell that exits unrun, never a step that runs twice.
+                self.exec.release(&inst.name, attempt, logged.is_ok());
+                logged?;
                 self.mark_running(i, attempt);
                 Ok(())
             }
@@ -857,9 +861,9 @@ impl Engine {
         let _ = cache::write_manifest(&dir, &manifest);
         let needs = self.upstream_dirs(i);
         if !inst.needs.is_empty() {
-            let _ = std::fs::write(
-                dir.join(crate::runlog::paths::NEEDS_FILE),
-                needs.to_string(),
+            let _ = crate::util::write_atomic(
+                &dir.join(crate::runlog::paths::NEEDS_FILE),
+                needs.to_string().as_bytes(),
             );
         }
         let spec = LaunchSpec {

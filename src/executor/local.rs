@@ -40,6 +40,8 @@ enum Target {
 struct Attempt {
     target: Target,
     cancelled: Arc<AtomicBool>,
+    /// The write end of the pipe the step's shell waits on before it runs anything (see `release`).
+    gate: Option<std::io::PipeWriter>,
 }
 
 pub struct LocalExecutor {
@@ -130,10 +132,15 @@ fn command_file(spec: &LaunchSpec, beat_every: Duration) -> String {
         "# sortie: run {:?} step {:?} attempt {}\n",
         spec.run_id, spec.step, spec.attempt
     );
+    // Nothing runs before the engine has logged the attempt: it writes a line on our stdin then. If the
+    // engine dies first the pipe closes, and the shell leaves (125, no exit-code file: the next engine
+    // takes the attempt as never run) instead of running a step the log does not know of.
+    s.push_str("IFS= read -r __sortie_gate || exit 125\nexec </dev/null\n");
     // The step's shell opens its own log files: that work then runs beside the engine, not on its thread.
     s.push_str("exec >\"$SORTIE_STEP_DIR/stdout.log\" 2>\"$SORTIE_STEP_DIR/stderr.log\"\n");
     s.push_str(
-        "__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; \
+        "__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code.tmp\" && \
+         mv -f \"$SORTIE_STEP_DIR/exit_code.tmp\" \"$SORTIE_STEP_DIR/exit_code\"; \
          kill \"$__sortie_hb\" 2>/dev/null || true; }\n",
     );
     s.push_str("trap '__sortie_exit \"$?\"' EXIT\n");
@@ -154,11 +161,8 @@ fn group_exists(pgid: i32) -> bool {
 
 /// Asks the host that runs an attempt to cancel it: its heartbeat loop reads this file.
 fn request_cancel(dir: &std::path::Path) {
-    let tmp = dir.join(format!("{CANCEL_FILE}.tmp.{}", std::process::id()));
     let body = format!("{} {}\n", crate::util::host(), crate::util::now());
-    if std::fs::write(&tmp, body).is_ok() {
-        let _ = std::fs::rename(&tmp, dir.join(CANCEL_FILE));
-    }
+    let _ = crate::util::write_atomic(&dir.join(CANCEL_FILE), body.as_bytes());
 }
 
 /// SIGTERM the group, then SIGKILL whatever is left after the grace period.
@@ -185,6 +189,8 @@ impl Executor for LocalExecutor {
             &script_path,
             command_file(&spec, liveness::beat_interval(self.grace)),
         )?;
+        // std's pipes are close-on-exec: only the step's shell (as its stdin) holds the read end.
+        let (gate_rx, gate_tx) = std::io::pipe()?;
         let mut cmd = tokio::process::Command::new(&self.bash);
         cmd.arg("--noprofile")
             .arg("--norc")
@@ -194,7 +200,7 @@ impl Executor for LocalExecutor {
             .arg(&script_path)
             .current_dir(&spec.workdir)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(Stdio::from(gate_rx))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
@@ -214,6 +220,7 @@ impl Executor for LocalExecutor {
             Attempt {
                 target: Target::Group(pgid),
                 cancelled: cancelled.clone(),
+                gate: Some(gate_tx),
             },
         );
         let groups = self.groups.clone();
@@ -277,6 +284,22 @@ impl Executor for LocalExecutor {
         }
     }
 
+    fn release(&self, step: &str, attempt: u32, go: bool) {
+        let gate = self
+            .groups
+            .lock()
+            .unwrap()
+            .get_mut(&(step.to_string(), attempt))
+            .and_then(|a| a.gate.take());
+        if let Some(mut gate) = gate
+            && go
+        {
+            use std::io::Write;
+            // A shell that already died (killed before it read) makes this fail: its end reports that.
+            let _ = gate.write_all(b"go\n");
+        }
+    }
+
     fn adopt(&self, step: &str, a: &AttemptFold, done: UnboundedSender<Finished>) {
         let key = (step.to_string(), a.attempt);
         let dir = PathBuf::from(&a.dir);
@@ -295,6 +318,7 @@ impl Executor for LocalExecutor {
                 Attempt {
                     target,
                     cancelled: cancelled.clone(),
+                    gate: None,
                 },
             );
         }
@@ -350,9 +374,57 @@ mod tests {
     use super::*;
     use crate::runlog::liveness::ExitRecord;
 
+    /// Runs a command file as the executor does, opening its gate (`go`) or closing it unopened.
+    fn run_gated(
+        script: &std::path::Path,
+        dir: &std::path::Path,
+        go: bool,
+    ) -> std::process::ExitStatus {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-o", "pipefail"])
+            .arg(script)
+            .env("SORTIE_STEP_DIR", dir)
+            .stdin(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut gate = child.stdin.take().unwrap();
+        if go {
+            gate.write_all(b"go\n").unwrap();
+        }
+        drop(gate);
+        child.wait().unwrap()
+    }
+
+    #[test]
+    fn a_gate_closed_unopened_runs_nothing_and_leaves_no_exit_code() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("ran");
+        let spec = LaunchSpec {
+            run_id: "r".into(),
+            step: "s".into(),
+            attempt: 1,
+            script: format!("touch {}\n", marker.display()),
+            env: vec![],
+            workdir: d.path().into(),
+            dir: d.path().into(),
+            timeout: None,
+        };
+        let script = d.path().join("command.sh");
+        std::fs::write(&script, command_file(&spec, Duration::from_millis(100))).unwrap();
+        // The engine died before logging the attempt: its end of the pipe closed without a word.
+        assert_eq!(run_gated(&script, d.path(), false).code(), Some(125));
+        assert!(!marker.exists(), "the step ran unlogged");
+        assert_eq!(liveness::read_exit_code(d.path()), None);
+        assert!(!d.path().join("stdout.log").exists());
+        assert_eq!(run_gated(&script, d.path(), true).code(), Some(0));
+        assert!(marker.exists());
+    }
+
     #[test]
     fn the_wrapper_beats_keeps_the_exit_code_and_leaves_nothing_behind() {
-        use std::os::unix::process::CommandExt;
         let d = tempfile::tempdir().unwrap();
         let spec = LaunchSpec {
             run_id: "r".into(),
@@ -366,13 +438,7 @@ mod tests {
         };
         let script = d.path().join("command.sh");
         std::fs::write(&script, command_file(&spec, Duration::from_millis(100))).unwrap();
-        let status = std::process::Command::new("bash")
-            .args(["--noprofile", "--norc", "-e", "-o", "pipefail"])
-            .arg(&script)
-            .env("SORTIE_STEP_DIR", d.path())
-            .process_group(0)
-            .status()
-            .unwrap();
+        let status = run_gated(&script, d.path(), true);
         // A plain `wait` does not wait for the heartbeat, and the step's exit is the shell's.
         assert_eq!(status.code(), Some(7));
         assert_eq!(

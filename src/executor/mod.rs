@@ -100,6 +100,12 @@ pub trait Executor: Send + Sync {
     /// Stops an attempt: SIGTERM to its whole process group, SIGKILL after a grace period.
     fn cancel(&self, step: &str, attempt: u32);
 
+    /// Lets a launched attempt's command begin (`go`), or makes it exit without running (`!go`). The
+    /// engine calls it once the attempt's start is in the run's log, so an engine killed in between
+    /// leaves no step running that the log does not know of. Executors whose launch is already
+    /// recorded before it happens (Slurm's submit intent) need not wait.
+    fn release(&self, _step: &str, _attempt: u32, _go: bool) {}
+
     /// Watches an attempt started by an engine that died (a resume), on this host or another: reports
     /// its end from the exit-code file, or `Lost` once [`crate::runlog::liveness`] says it is gone.
     fn adopt(&self, step: &str, attempt: &AttemptFold, done: UnboundedSender<Finished>);
