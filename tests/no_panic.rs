@@ -72,7 +72,7 @@ fn extreme_flag_values_are_usage_errors_or_work_but_never_panic() {
         (&["plot", "", ""], Some(2)),
         (&["plot", "loss", "--step", ""], None),
         (&["logs", "train", "--attempt", "0"], Some(2)),
-        (&["logs", "train", "--attempt", "4294967295"], None),
+        (&["logs", "train", "--attempt", "4294967295"], Some(2)),
         (&["logs", "train", "--attempt", "99999999999"], Some(2)),
         (&["logs", "", ""], Some(2)),
         (&["logs", "train"], Some(0)),
