@@ -367,11 +367,16 @@ fn step_and_run_states_parse_their_own_names() {
 /// the quoted forms, and several spellings of finite numbers.
 fn spell(v: f64, style: u8) -> String {
     if v.is_nan() {
-        return if style % 2 == 0 { "NaN" } else { "\"NaN\"" }.into();
+        return if style.is_multiple_of(2) {
+            "NaN"
+        } else {
+            "\"NaN\""
+        }
+        .into();
     }
     if v.is_infinite() {
         let word = if v > 0.0 { "Infinity" } else { "-Infinity" };
-        return if style % 2 == 0 {
+        return if style.is_multiple_of(2) {
             word.into()
         } else {
             format!("\"{word}\"")
@@ -523,6 +528,9 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// A fuzz target's body.
+type Entry = fn(&[u8]);
+
 /// Every fixture and hand-picked seed through every fuzz entry (each must take any bytes), plus the
 /// two-reply input the partitions decoder needs.
 #[test]
@@ -531,7 +539,7 @@ fn every_entry_takes_every_fixture_and_seed() {
     files_under(Path::new("fixtures"), &mut files);
     files_under(Path::new("fuzz/seeds"), &mut files);
     assert!(files.len() > 30, "fixtures found: {}", files.len());
-    let entries: [(&str, fn(&[u8])); 6] = [
+    let entries: [(&str, Entry); 6] = [
         ("pipeline_load", entries::pipeline_load),
         ("slurm_json", entries::slurm_json),
         ("slurm_text", entries::slurm_text),
