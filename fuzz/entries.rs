@@ -3,9 +3,30 @@
 //! `tests/properties.rs`, which runs them over the fixtures in a plain `cargo test`.
 
 use sortie::metrics::protocol::{Scratch, parse_line, scan_line};
+use sortie::runlog::events::{RunState, StepState};
 use sortie::runlog::{control, events, state};
 use sortie::slurm::{decode, scontrol};
 use std::path::Path;
+
+/// Every step state, for generators of events.
+pub const STEP_STATES: &[StepState] = &[
+    StepState::Pending,
+    StepState::Queued,
+    StepState::Running,
+    StepState::Succeeded,
+    StepState::Failed,
+    StepState::Cancelled,
+    StepState::Cached,
+    StepState::Blocked,
+];
+
+/// Every run state.
+pub const RUN_STATES: &[RunState] = &[
+    RunState::Running,
+    RunState::Succeeded,
+    RunState::Failed,
+    RunState::Cancelled,
+];
 
 /// A fixed "now" so runs are reproducible.
 const NOW: i64 = 1_700_000_000;

@@ -44,25 +44,11 @@ fn step_name() -> impl Strategy<Value = String> {
 }
 
 fn step_state() -> impl Strategy<Value = StepState> {
-    prop::sample::select(vec![
-        StepState::Pending,
-        StepState::Queued,
-        StepState::Running,
-        StepState::Succeeded,
-        StepState::Failed,
-        StepState::Cancelled,
-        StepState::Cached,
-        StepState::Blocked,
-    ])
+    prop::sample::select(entries::STEP_STATES)
 }
 
 fn run_state() -> impl Strategy<Value = RunState> {
-    prop::sample::select(vec![
-        RunState::Running,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::Cancelled,
-    ])
+    prop::sample::select(entries::RUN_STATES)
 }
 
 /// Matrix parameters as the loader writes them: strings, integers, booleans, floats.
@@ -339,24 +325,10 @@ proptest! {
 
 #[test]
 fn step_and_run_states_parse_their_own_names() {
-    for s in [
-        StepState::Pending,
-        StepState::Queued,
-        StepState::Running,
-        StepState::Succeeded,
-        StepState::Failed,
-        StepState::Cancelled,
-        StepState::Cached,
-        StepState::Blocked,
-    ] {
+    for &s in entries::STEP_STATES {
         assert_eq!(StepState::parse(s.as_str()), Some(s));
     }
-    for s in [
-        RunState::Running,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::Cancelled,
-    ] {
+    for &s in entries::RUN_STATES {
         assert_eq!(RunState::parse(s.as_str()), Some(s));
     }
 }

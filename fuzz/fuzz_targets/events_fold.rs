@@ -3,27 +3,16 @@
 //! created (and some that it did not), in any order. The fold must not panic, must be deterministic,
 //! and must give the same state from the records as from their `events.jsonl` written and read back.
 
+#[allow(dead_code)] // only the state lists are used here
+#[path = "../entries.rs"]
+mod entries;
+
+use entries::{RUN_STATES, STEP_STATES};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
-use sortie::runlog::events::{self, Event, Record, RunState, SlurmRequest, StepInfo, StepState};
+use sortie::runlog::events::{self, Event, Record, SlurmRequest, StepInfo};
 use sortie::runlog::state;
 
 const NAMES: &[&str] = &["prep", "train[seed=0]", "train[seed=1]", "eval", "ghost"];
-const STEP_STATES: &[StepState] = &[
-    StepState::Pending,
-    StepState::Queued,
-    StepState::Running,
-    StepState::Succeeded,
-    StepState::Failed,
-    StepState::Cancelled,
-    StepState::Cached,
-    StepState::Blocked,
-];
-const RUN_STATES: &[RunState] = &[
-    RunState::Running,
-    RunState::Succeeded,
-    RunState::Failed,
-    RunState::Cancelled,
-];
 
 fn name(u: &mut Unstructured) -> Result<String> {
     Ok(u.choose(NAMES)?.to_string())
