@@ -111,10 +111,15 @@ pub fn pending(run: &RunDir) -> Vec<Pending> {
         .map(|path| {
             let request = std::fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+                .and_then(|b| parse(&b));
             Pending { path, request }
         })
         .collect()
+}
+
+/// Reads a request file's bytes. Also the fuzzing entry point for request files.
+pub fn parse(bytes: &[u8]) -> Result<Envelope, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
 /// Moves a handled request out of the way.
