@@ -18,7 +18,9 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 fn verdict(name: &str, unit: &str, (med, lo, hi): (f64, f64, f64), goal: f64) {
     let ok = if med <= goal { "PASS" } else { "MISS" };
-    println!("{ok} {name}: median {med:.3} {unit} (min {lo:.3}, max {hi:.3}; goal ≤ {goal} {unit})");
+    println!(
+        "{ok} {name}: median {med:.3} {unit} (min {lo:.3}, max {hi:.3}; goal ≤ {goal} {unit})"
+    );
 }
 
 fn trials(s: &Storage) -> usize {
@@ -26,7 +28,10 @@ fn trials(s: &Storage) -> usize {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let (Some(mode), Some(file)) = (args.first(), args.get(1)) else {
         eprintln!("usage: trials load|poll|grow FILE [PYTHON GEN]");
         std::process::exit(2);

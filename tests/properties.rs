@@ -132,19 +132,23 @@ fn event() -> impl Strategy<Value = Event> {
             any::<Option<u32>>(),
             text(),
             o(),
+            o(),
             o()
         )
-            .prop_map(|(step, attempt, host, pid, dir, cache_key, job_id)| {
-                Event::AttemptStarted {
-                    step,
-                    attempt,
-                    host,
-                    pid,
-                    dir,
-                    cache_key,
-                    job_id,
+            .prop_map(
+                |(step, attempt, host, pid, dir, cache_key, job_id, boot_id)| {
+                    Event::AttemptStarted {
+                        step,
+                        attempt,
+                        host,
+                        pid,
+                        dir,
+                        cache_key,
+                        job_id,
+                        boot_id,
+                    }
                 }
-            }),
+            ),
         (
             (step_name(), 0..4u32, step_state()),
             (

@@ -79,6 +79,7 @@ fn event(u: &mut Unstructured) -> Result<Event> {
             dir: text(u)?,
             cache_key: opt_text(u)?,
             job_id: opt_text(u)?,
+            boot_id: opt_text(u)?,
         },
         6 => Event::AttemptEnded {
             step,
