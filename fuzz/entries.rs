@@ -123,3 +123,25 @@ pub fn control_request(data: &[u8]) {
         (&env.id, &env.host, env.pid, &env.user)
     );
 }
+
+/// An Optuna journal (JournalFileBackend), read once whole and once in two pieces cut at the first
+/// byte's value: the studies must be the same, and the reader never panics, whatever the lines hold.
+pub fn optuna_journal(data: &[u8]) {
+    use sortie::trials::{journal, report};
+    let json = |studies: &[sortie::trials::Study]| -> Vec<serde_json::Value> {
+        studies
+            .iter()
+            .map(|s| report::study_json("", s, &s.trials.iter().collect::<Vec<_>>()))
+            .collect()
+    };
+    let (whole, _, end) = journal::replay_bytes(data, data.len());
+    let cut = data.first().map_or(0, |b| usize::from(*b) * data.len() / 256);
+    let (pieces, _, end2) = journal::replay_bytes(data, cut);
+    assert_eq!(end, end2, "the offset reached depends on how the file was read");
+    assert_eq!(json(&whole), json(&pieces), "a read in two pieces differs");
+    for s in &whole {
+        let _ = sortie::trials::importance::ped_anova(s);
+        let _ = report::best_trials(s);
+    }
+}
+

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{pipeline_load,slurm_json,slurm_text,metrics_lines,events_log,events_fold,control_request}
+mkdir -p "$corpus"/{pipeline_load,slurm_json,slurm_text,metrics_lines,events_log,events_fold,control_request,optuna_journal}
 
 # Code blocks of one language from markdown files, one file per block.
 blocks() { # lang out_dir prefix files...
@@ -39,6 +39,11 @@ blocks json "$corpus/metrics_lines" metrics-protocol docs/metrics-protocol.md
 
 cp fuzz/seeds/events_log/* "$corpus/events_log/"
 cp fuzz/seeds/control_request/* "$corpus/control_request/"
+# Journals the real Optuna wrote (4.5 and 5.0), and pieces of them: a fuzzer mutates lines best from short files.
+cp fixtures/optuna/*.journal "$corpus/optuna_journal/"
+for j in fixtures/optuna/*.journal; do
+    head -n 40 "$j" >"$corpus/optuna_journal/$(basename "$j")-head"
+done
 # events_fold takes structured input (bytes drive a generator): it starts from nothing.
 
 for d in "$corpus"/*/; do echo "$(ls "$d" | wc -l) seeds in $d"; done

@@ -47,7 +47,7 @@ fn engine_json(run: &RunRow) -> serde_json::Value {
 
 fn engine_text(run: &RunRow) -> String {
     match lease::current(&RunDir::new(run.dir.clone())) {
-        Some(l) if l.is_alive() => format!("engine pid {} on {}", l.pid, l.host),
+        Some(l) if l.is_alive() => format!("engine {}", l.holder()),
         _ if run.state == RunState::Running => format!(
             "no live engine (it died): `sortie resume {}` takes over",
             run.id

@@ -63,7 +63,7 @@ fn steer(run: &RunDir, req: Request, detach: bool) -> Result<i32> {
     {
         {
             let who = lease::current(run)
-                .map(|l| format!(" (engine pid {} on {})", l.pid, l.host))
+                .map(|l| format!(" (engine {})", l.holder()))
                 .unwrap_or_default();
             if ok {
                 super::say!("{message}{who}");
@@ -152,10 +152,9 @@ pub fn resume(project: &Project, a: ResumeArgs) -> Result<i32> {
     let (run, state) = locate(project, a.run.as_deref())?;
     if let Some(l) = lease::current(&run).filter(|l| l.is_alive()) {
         return Err(user_error(format!(
-            "run {} is driven by a live engine (pid {} on {}); nothing to resume",
+            "run {} is driven by a live engine ({}); nothing to resume",
             run.id(),
-            l.pid,
-            l.host
+            l.holder()
         )));
     }
     if state != RunState::Running {

@@ -53,7 +53,8 @@ impl LeaseInfo {
         if self.released {
             return false;
         }
-        // On the holder's own host (an unreadable lease has no host: only its age tells) the process table is the better witness than the clock.
+        // On the holder's own host the process table is the better witness than the clock (an unreadable
+        // lease names no host: only its age tells).
         if self.unreadable.is_none() && self.host == crate::util::host() {
             return process_alive(self.pid, self.pid_start);
         }
@@ -63,6 +64,18 @@ impl LeaseInfo {
 
     pub fn heartbeat_age(&self) -> f64 {
         (crate::util::now() - self.heartbeat).max(0.0)
+    }
+
+    /// Who holds the lease, in words: `pid P on HOST`, or the unreadable file that stands for a holder.
+    pub fn holder(&self) -> String {
+        match &self.unreadable {
+            Some(path) => format!(
+                "an unreadable lease file {}, written {:.0}s ago",
+                path.display(),
+                self.heartbeat_age()
+            ),
+            None => format!("pid {} on {}", self.pid, self.host),
+        }
     }
 }
 

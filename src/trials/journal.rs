@@ -100,6 +100,12 @@ impl JournalReader {
         f.take(meta.len() - self.offset)
             .read_to_end(&mut buf)
             .map_err(err)?;
+        Ok(self.consume(&buf))
+    }
+
+    /// Applies the complete lines of `buf`, the bytes of the file from the saved offset on, and moves
+    /// the offset past what was applied. Returns whether anything was.
+    fn consume(&mut self, buf: &[u8]) -> bool {
         let mut applied = false;
         let mut pos = 0usize;
         // Lines that did not parse, held until a later line shows they were not a write in progress.
@@ -146,7 +152,7 @@ impl JournalReader {
             }
             None => self.offset += pos as u64,
         }
-        Ok(applied)
+        applied
     }
 
     /// The operations on one line: none for a blank line, several when records were glued together.
@@ -195,6 +201,25 @@ impl JournalReader {
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
     }
+}
+
+/// Replays journal bytes as if read from a file in two reads, the first of `first` bytes (a writer
+/// that had written only that much): the studies, the warnings, and the byte offset reached. The
+/// fuzzing entry point, and the check that a read in pieces equals a read at once.
+pub fn replay_bytes(data: &[u8], first: usize) -> (Vec<Study>, Vec<String>, u64) {
+    let mut r = JournalReader {
+        path: PathBuf::from("<bytes>"),
+        offset: 0,
+        line: 0,
+        ident: None,
+        replay: Replay::default(),
+        warnings: Vec::new(),
+    };
+    r.consume(&data[..first.min(data.len())]);
+    let at = usize::try_from(r.offset).unwrap_or(usize::MAX).min(data.len());
+    r.consume(&data[at..]);
+    let studies = r.studies().into_iter().cloned().collect();
+    (studies, r.take_warnings(), r.offset)
 }
 
 /// Splits `{…}{…}` at the top-level boundaries (outside strings).
