@@ -135,13 +135,17 @@ pub fn optuna_journal(data: &[u8]) {
             .collect()
     };
     let (whole, _, end) = journal::replay_bytes(data, data.len());
-    let cut = data.first().map_or(0, |b| usize::from(*b) * data.len() / 256);
+    let cut = data
+        .first()
+        .map_or(0, |b| usize::from(*b) * data.len() / 256);
     let (pieces, _, end2) = journal::replay_bytes(data, cut);
-    assert_eq!(end, end2, "the offset reached depends on how the file was read");
+    assert_eq!(
+        end, end2,
+        "the offset reached depends on how the file was read"
+    );
     assert_eq!(json(&whole), json(&pieces), "a read in two pieces differs");
     for s in &whole {
         let _ = sortie::trials::importance::ped_anova(s);
         let _ = report::best_trials(s);
     }
 }
-

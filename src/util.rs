@@ -212,6 +212,25 @@ pub fn env_seconds(var: &str, zero_ok: bool) -> Result<Option<Duration>, UserErr
     }
 }
 
+/// What `path` is when it exists and is neither a regular file nor a directory (symlinks followed).
+pub fn special_file_kind(path: &std::path::Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    if t.is_file() || t.is_dir() {
+        None
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

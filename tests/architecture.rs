@@ -28,7 +28,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("executor", &["pipeline", "runlog", "slurm"]),
     ("index", &["metrics", "runlog"]),
     ("metrics", &[]),
-    ("pipeline", &[]),
+    // The run directory's naming rule decides which step names can become a directory.
+    ("pipeline", &["runlog"]),
     ("runlog", &[]),
     ("slurm", &[]),
     ("trials", &[]),

@@ -572,4 +572,3 @@ proptest! {
         prop_assert_eq!(json(&whole), json(&pieces));
     }
 }
-

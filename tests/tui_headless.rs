@@ -1843,7 +1843,7 @@ fn a_step_running_on_another_host_shows_where_and_its_heartbeat() {
     snap.steps[0].ended = None;
     snap.remote.insert(
         "prepare".into(),
-        sortie::runlog::liveness::RemoteRunning {
+        sortie::index::unattended::RemoteRunning {
             host: "login2".into(),
             heartbeat: Some(sortie::util::now() - 3.0),
         },

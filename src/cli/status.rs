@@ -56,7 +56,11 @@ fn engine_text(run: &RunRow) -> String {
     }
 }
 
-fn step_json(s: &StepRow, slurm: &Slurm, seen: &liveness::Unattended) -> serde_json::Value {
+fn step_json(
+    s: &StepRow,
+    slurm: &Slurm,
+    seen: &crate::index::unattended::Unattended,
+) -> serde_json::Value {
     let job = slurm.job(s);
     let now = crate::util::now();
     let heartbeat = seen.remote.get(&s.name).map(|r| {
@@ -162,7 +166,7 @@ pub fn status(project: &Project, a: StatusArgs) -> Result<i32> {
     let grace = liveness::heartbeat_grace().map_err(crate::util::user_error)?;
     let recorded = run.state;
     // Steps nobody watches may have ended, or run on another host: their files tell.
-    let seen = liveness::read_unattended(&mut run, &mut steps, &attempts, grace);
+    let seen = crate::index::unattended::read_unattended(&mut run, &mut steps, &attempts, grace);
     let unrecorded = seen.unrecorded;
     let hint = (unrecorded > 0).then(|| {
         format!(

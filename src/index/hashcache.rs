@@ -23,7 +23,7 @@ impl Index {
         let key = abs.to_string_lossy();
         let meta = std::fs::metadata(&abs).map_err(io)?;
         // Opening a FIFO blocks and a device never ends: only regular files are read.
-        if let Some(kind) = crate::pipeline::inputs::special_kind(&abs) {
+        if let Some(kind) = crate::util::special_file_kind(&abs) {
             return Err(io(std::io::Error::other(format!(
                 "{kind}, not a regular file"
             ))));

@@ -19,6 +19,7 @@ mod sources;
 mod sync;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod unattended;
 pub mod worker;
 
 pub use error::{IndexError, Result};

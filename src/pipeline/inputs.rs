@@ -1,26 +1,7 @@
 //! What may be a step input: regular files and directories. A FIFO or a device (`/dev/zero`) would make
 //! hashing the input read for ever, so they are refused before anything reads them.
 
-use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
-
-/// What `path` is when it exists and is neither a regular file nor a directory (symlinks followed).
-pub fn special_kind(path: &Path) -> Option<&'static str> {
-    let t = std::fs::metadata(path).ok()?.file_type();
-    if t.is_file() || t.is_dir() {
-        None
-    } else if t.is_fifo() {
-        Some("a FIFO")
-    } else if t.is_char_device() {
-        Some("a character device")
-    } else if t.is_block_device() {
-        Some("a block device")
-    } else if t.is_socket() {
-        Some("a socket")
-    } else {
-        Some("not a regular file")
-    }
-}
+pub use crate::util::special_file_kind as special_kind;
 
 /// The one-line reason an input at `shown` (as the user wrote or matched it) cannot be used.
 pub fn refusal(shown: &str, kind: &str) -> String {
@@ -37,6 +18,7 @@ pub fn is_glob(pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn kinds() {

@@ -216,7 +216,9 @@ pub fn replay_bytes(data: &[u8], first: usize) -> (Vec<Study>, Vec<String>, u64)
         warnings: Vec::new(),
     };
     r.consume(&data[..first.min(data.len())]);
-    let at = usize::try_from(r.offset).unwrap_or(usize::MAX).min(data.len());
+    let at = usize::try_from(r.offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
     r.consume(&data[at..]);
     let studies = r.studies().into_iter().cloned().collect();
     (studies, r.take_warnings(), r.offset)

@@ -2,8 +2,9 @@
 //! a snapshot only when something it shows changed. The UI tells it what it is looking at through a
 //! [`Watch`]; SQLite and file reads never happen on the UI thread.
 
+use crate::index::unattended::{self, RemoteRunning};
 use crate::index::{Index, JobLink, Point, RunRow, StepRow};
-use crate::runlog::liveness::{self, RemoteRunning};
+use crate::runlog::liveness;
 use crate::runlog::{Project, RunDir, RunState, lease};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -48,7 +49,7 @@ pub struct Snapshot {
     /// Runs the log calls running that no live engine drives (it died): `sortie resume` takes over.
     pub dead_engines: Vec<String>,
     /// Steps of `run` that run on another host than its engine's (or with no engine): where, and their
-    /// heartbeat (see [`liveness::read_unattended`], which also gave `steps` the ends nobody recorded).
+    /// heartbeat (see [`unattended::read_unattended`], which also gave `steps` the ends nobody recorded).
     pub remote: BTreeMap<String, RemoteRunning>,
     pub metric_keys: Vec<String>,
     pub metric: Option<String>,
@@ -486,7 +487,7 @@ fn build(
         let attempts = ix.attempts(&run, None).unwrap_or_default();
         // A bad grace was refused when the TUI started.
         let grace = liveness::heartbeat_grace().unwrap_or(liveness::DEFAULT_GRACE);
-        snap.remote = liveness::read_unattended(row, &mut snap.steps, &attempts, grace).remote;
+        snap.remote = unattended::read_unattended(row, &mut snap.steps, &attempts, grace).remote;
     }
     snap.job_links = Arc::new(ix.job_links().unwrap_or_default());
     snap.run = Some(run);
