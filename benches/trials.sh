@@ -68,8 +68,14 @@ for f in 10k.db 10k.journal; do
         optuna_s=$("$py" "$gen" load "$spec")
         sortie_ms=$("$bench" load "$dir/$f" | sed -E 's/.*median ([0-9.]+) ms.*/\1/')
         ratio=$(python3 -c "print(f'{$optuna_s * 1000 / $sortie_ms:.0f}')")
-        verdict=PASS; (( ratio >= 45 )) || { verdict=MISS; miss=1; }
-        echo "$verdict Optuna load_study + trials_dataframe(): ${optuna_s} s; sortie ${sortie_ms} ms: ${ratio}× (goal ≥ 45×)"
+        if [[ $f == *.db ]]; then
+            # The goal (issue 11 §5) is stated for the RDB storage, where Optuna is slowest.
+            verdict=PASS; (( ratio >= 45 )) || { verdict=MISS; miss=1; }
+            goal=" (goal ≥ 45×)"
+        else
+            verdict=INFO goal=""
+        fi
+        echo "$verdict Optuna load_study + trials_dataframe(): ${optuna_s} s; sortie ${sortie_ms} ms: ${ratio}×$goal"
     fi
 done
 echo "== 10k.db growing (a copy; Optuna adds 10 trials between polls)"
