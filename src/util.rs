@@ -136,6 +136,7 @@ pub fn is_temp_name(name: &str) -> bool {
 fn with_temp_file(
     path: &Path,
     bytes: &[u8],
+    sync: bool,
     publish: impl FnOnce(&Path) -> io::Result<()>,
 ) -> io::Result<()> {
     let tmp = temp_path(path);
@@ -145,7 +146,9 @@ fn with_temp_file(
             .create_new(true)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         publish(&tmp)
     })();
     let _ = std::fs::remove_file(&tmp);
@@ -154,8 +157,12 @@ fn with_temp_file(
 
 /// Replaces `path` with `bytes` so that another process reads the old content or the new one, never a
 /// part of it, even if this one dies halfway: a temporary file in the same directory, then a rename.
+///
+/// No fsync: the rename alone makes it whole-or-nothing for every other process (the page cache outlives a
+/// killed writer, and NFS sends a file at close), and these files are written once per step, where an
+/// fsync would cost more than the step's own bookkeeping.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    with_temp_file(path, bytes, |tmp| std::fs::rename(tmp, path))
+    with_temp_file(path, bytes, false, |tmp| std::fs::rename(tmp, path))
 }
 
 /// Creates `path` with `bytes`, complete or not at all, failing with `AlreadyExists` when it exists:
@@ -163,7 +170,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// (atomic, and exclusive on local disks and NFS alike).
 pub fn create_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    with_temp_file(path, bytes, |tmp| match std::fs::hard_link(tmp, path) {
+    with_temp_file(path, bytes, true, |tmp| match std::fs::hard_link(tmp, path) {
         Ok(()) => Ok(()),
         // NFS may answer a retransmitted link with EEXIST although the first one worked: the link
         // count of the temporary file tells.

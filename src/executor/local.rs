@@ -94,18 +94,26 @@ __sortie_cancel() {{
   trap '' TERM
   kill -TERM -- "-$1" 2>/dev/null
   local n=0
-  while [ "$n" -lt {ticks} ] && __sortie_busy "$1"; do read -r -t 0.1 -u "$__sortie_w"; n=$((n+1)); done
+  while [ "$n" -lt {ticks} ] && __sortie_busy "$1"; do sleep 0.1; n=$((n+1)); done
   if __sortie_alive "$1" && [ ! -s {d}/{exit} ]; then printf 'signal:9\n' > {d}/{exit}; fi
   kill -KILL -- "-$1" 2>/dev/null
+}}
+# One interval: on the engine's gate pipe while the engine lives (no process to start or orphan, and a
+# TERM ends the wait at once); once the engine is gone (end of file) with `sleep`.
+__sortie_wait() {{
+  if [ -n "$__sortie_g" ]; then
+    read -r -t {interval:.3} -u "$__sortie_g"
+    [ $? -gt 128 ] && return 0
+    exec {{__sortie_g}}<&-
+    __sortie_g=
+  fi
+  sleep {interval:.3}
 }}
 __sortie_beat() {{
   set +e
   trap 'exit 0' TERM
-  # A pipe nobody writes to: `read -t` on it waits without a `sleep` process (none to orphan, none to
-  # start for a step that ends at once), and a TERM ends the wait at once.
-  exec {{__sortie_w}}<> <(:)
   # The first beat comes after one interval: a reader counts the start as a beat until then.
-  while read -r -t {interval:.3} -u "$__sortie_w"; [ $? -gt 128 ] && __sortie_alive "$1"; do
+  while __sortie_wait; __sortie_alive "$1"; do
     printf '%s"pid":%s,"pgid":%s,"time":%s}}\n' {head} "$1" "$1" "${{EPOCHSECONDS:-$(date +%s)}}" > {d}/{hb}.tmp && mv -f {d}/{hb}.tmp {d}/{hb}
     if [ -e {d}/{cancel} ]; then __sortie_cancel "$1"; return; fi
   done
@@ -113,6 +121,8 @@ __sortie_beat() {{
 __sortie_beat "$$" </dev/null >/dev/null 2>&1 &
 __sortie_hb=$!
 disown "$__sortie_hb"
+# The step itself does not get the gate.
+exec {{__sortie_g}}<&-
 "#,
         head = crate::executor::slurm::script::quote(&head),
         exit = crate::runlog::paths::EXIT_CODE_FILE,
@@ -135,12 +145,13 @@ fn command_file(spec: &LaunchSpec, beat_every: Duration) -> String {
     // Nothing runs before the engine has logged the attempt: it writes a line on our stdin then. If the
     // engine dies first the pipe closes, and the shell leaves (125, no exit-code file: the next engine
     // takes the attempt as never run) instead of running a step the log does not know of.
-    s.push_str("IFS= read -r __sortie_gate || exit 125\nexec </dev/null\n");
+    // The pipe stays open while the engine lives: the heartbeat loop waits on it instead of on a `sleep`.
+    s.push_str("IFS= read -r __sortie_gate || exit 125\nexec {__sortie_g}<&0 </dev/null\n");
     // The step's shell opens its own log files: that work then runs beside the engine, not on its thread.
     s.push_str("exec >\"$SORTIE_STEP_DIR/stdout.log\" 2>\"$SORTIE_STEP_DIR/stderr.log\"\n");
     s.push_str(
-        "__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code.tmp\" && \
-         mv -f \"$SORTIE_STEP_DIR/exit_code.tmp\" \"$SORTIE_STEP_DIR/exit_code\"; \
+        // One short write(2): a reader sees the whole code or an empty file, which reads as "not yet".
+        "__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; \
          kill \"$__sortie_hb\" 2>/dev/null || true; }\n",
     );
     s.push_str("trap '__sortie_exit \"$?\"' EXIT\n");
@@ -297,6 +308,15 @@ impl Executor for LocalExecutor {
             use std::io::Write;
             // A shell that already died (killed before it read) makes this fail: its end reports that.
             let _ = gate.write_all(b"go\n");
+            // Kept open while the attempt runs: the step's heartbeat loop times its beats on it.
+            if let Some(a) = self
+                .groups
+                .lock()
+                .unwrap()
+                .get_mut(&(step.to_string(), attempt))
+            {
+                a.gate = Some(gate);
+            }
         }
     }
 
