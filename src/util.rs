@@ -170,12 +170,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// (atomic, and exclusive on local disks and NFS alike).
 pub fn create_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    with_temp_file(path, bytes, true, |tmp| match std::fs::hard_link(tmp, path) {
-        Ok(()) => Ok(()),
-        // NFS may answer a retransmitted link with EEXIST although the first one worked: the link
-        // count of the temporary file tells.
-        Err(_) if std::fs::metadata(tmp).is_ok_and(|m| m.nlink() == 2) => Ok(()),
-        Err(e) => Err(e),
+    with_temp_file(path, bytes, true, |tmp| {
+        match std::fs::hard_link(tmp, path) {
+            Ok(()) => Ok(()),
+            // NFS may answer a retransmitted link with EEXIST although the first one worked: the link
+            // count of the temporary file tells.
+            Err(_) if std::fs::metadata(tmp).is_ok_and(|m| m.nlink() == 2) => Ok(()),
+            Err(e) => Err(e),
+        }
     })
 }
 

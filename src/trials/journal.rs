@@ -227,19 +227,13 @@ pub fn replay_bytes(data: &[u8], first: usize) -> (Vec<Study>, Vec<String>, u64)
 /// Splits `{…}{…}` at the top-level boundaries (outside strings).
 fn split_glued(text: &str) -> Vec<&str> {
     let mut parts = Vec::new();
-    let (mut depth, mut in_string, mut escaped, mut start) = (0i32, false, false, 0usize);
+    let mut strings = pyjson::Strings::default();
+    let (mut depth, mut start) = (0i32, 0usize);
     for (i, c) in text.char_indices() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
+        if !strings.outside(c) {
             continue;
         }
         match c {
-            '"' => in_string = true,
             '{' => {
                 if depth == 0 {
                     start = i;

@@ -14,36 +14,50 @@ pub fn parse(text: &str) -> serde_json::Result<Value> {
     serde_json::from_str(&quote_bare_tokens(text))
 }
 
+/// Where a left-to-right scan of JSON text stands: inside a string literal or not.
+#[derive(Default)]
+pub struct Strings {
+    inside: bool,
+    escaped: bool,
+}
+
+impl Strings {
+    /// Takes the next character; true when it stands outside every string (quotes count as inside).
+    pub fn outside(&mut self, c: char) -> bool {
+        if self.inside {
+            match c {
+                _ if self.escaped => self.escaped = false,
+                '\\' => self.escaped = true,
+                '"' => self.inside = false,
+                _ => {}
+            }
+            return false;
+        }
+        if c == '"' {
+            self.inside = true;
+            return false;
+        }
+        true
+    }
+}
+
 /// Wraps the bare tokens that stand outside strings in quotes.
 fn quote_bare_tokens(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
-        if in_string {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        let token = ["-Infinity", "Infinity", "NaN"]
-            .into_iter()
-            .find(|t| rest.starts_with(t));
-        if let Some(t) = token {
+        // Every character goes through `strings` once; a token's other letters cannot change it.
+        if strings.outside(c)
+            && let Some(t) = ["-Infinity", "Infinity", "NaN"]
+                .into_iter()
+                .find(|t| rest.starts_with(t))
+        {
             out.push('"');
             out.push_str(t);
             out.push('"');
             rest = &rest[t.len()..];
             continue;
-        }
-        if c == '"' {
-            in_string = true;
         }
         out.push(c);
         rest = &rest[c.len_utf8()..];
