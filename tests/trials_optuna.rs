@@ -127,6 +127,9 @@ fn a_heartbeat_is_read_as_utc() {
     let start = rfc3339_unix(&t["start"]).unwrap();
     // Recorded right after the trial started: a reader that took it for Tokyo time is 9 h off.
     assert!((hb - start).abs() < 5.0, "heartbeat {hb} vs start {start}");
+    // The study's last change is the newest time any trial tells.
+    let last = rfc3339_unix(&doc[0]["last_change"]).expect("a last change");
+    assert_eq!(last, hb.max(start));
 }
 
 #[test]

@@ -166,10 +166,6 @@ impl RdbReader {
         })
     }
 
-    pub fn basis(&self) -> TimeBasis {
-        self.basis
-    }
-
     fn stamp(&self) -> Result<(i64, u64, Option<std::time::SystemTime>), String> {
         let dv: i64 = self
             .conn
@@ -199,12 +195,6 @@ impl RdbReader {
         }
         self.ident = Some(ident);
         Ok(())
-    }
-
-    /// Whether the file changed since the last load (another connection committed, or the file's size or
-    /// mtime moved: NFS clients' writes may show only there).
-    pub fn changed(&mut self) -> Result<bool, String> {
-        Ok(self.seen != Some(self.stamp()?))
     }
 
     /// Brings the studies up to date in one short read transaction: the first time everything, then only

@@ -50,6 +50,7 @@ pub fn study_json(source: &str, s: &Study, trials: &[&Trial]) -> Value {
             "waiting": count(TrialState::Waiting),
         },
         "best": s.best().map(|t| t.number),
+        "last_change": time_json(s.last_change()),
         "importance": super::importance::ped_anova(s).map(|v| {
             v.into_iter().map(|(k, x)| (k, float_value(x))).collect::<serde_json::Map<_, _>>()
         }),
