@@ -853,7 +853,7 @@ fn the_finder_finds_jobs_by_their_run() {
 }
 
 #[test]
-fn jobs_and_trials_placeholders() {
+fn jobs_placeholder_and_trials_without_studies() {
     for (w, h) in SIZES {
         let mut t = harness();
         t.keys("2");
@@ -866,10 +866,9 @@ fn jobs_and_trials_placeholders() {
         assert_eq!(t.ui.app.focus, Pane::Trials);
         let s = t.text(w, h);
         assert!(s.contains("5 Trials"), "{s}");
-        assert!(
-            s.contains("Trials (Optuna studies and sweeps) will show here."),
-            "{s}"
-        );
+        // With no study anywhere, the pane says where it looked and how to open one.
+        assert!(s.contains("No Optuna study found in"), "{s}");
+        assert!(s.contains("--trials"), "{s}");
         insta::assert_snapshot!(snap_name("trials_placeholder", w, h), s);
     }
 }

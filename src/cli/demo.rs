@@ -99,6 +99,7 @@ pub fn demo(a: DemoArgs, read_only: bool, theme: Option<String>) -> Result<i32> 
         // leaves the run going.
         crate::engine::detach::spawn_detached(&run, a.jobs, false)?;
         let opts = crate::tui::TuiOptions {
+            trials: Vec::new(),
             read_only,
             theme,
             run: Some(run.id()),

@@ -58,6 +58,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
 
+    /// In the TUI: watch the Optuna studies in this storage (SQLite or journal file) or folder, in the
+    /// Trials pane (repeat for several; default: the studies found in the project folder).
+    #[arg(long, value_name = "STORAGE|DIR")]
+    pub trials: Vec<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -205,16 +210,31 @@ fn check_project_dir(cli_project: &Option<PathBuf>) -> color_eyre::Result<()> {
 
 fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
     check_project_dir(&cli.project)?;
+    if cli.command.is_some() && !cli.trials.is_empty() {
+        return Err(crate::util::user_error(
+            "--trials opens studies in the TUI (no command); for a table, use `sortie trials STORAGE|DIR`",
+        ));
+    }
     let Some(command) = cli.command else {
         use std::io::IsTerminal;
         // The full-screen app needs a terminal; piped, show the runs as a table instead.
         if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
             return status::runs(&project(&cli.project), &status::RunsArgs { json: false });
         }
+        for t in &cli.trials {
+            let path = crate::trials::path_of(&t.to_string_lossy());
+            if !path.exists() {
+                return Err(crate::util::user_error(format!(
+                    "--trials {}: no such file or folder",
+                    t.display()
+                )));
+            }
+        }
         let opts = crate::tui::TuiOptions {
             read_only: cli.read_only,
             theme: cli.theme.clone(),
             run: None,
+            trials: cli.trials.clone(),
         };
         return crate::tui::run(project(&cli.project), opts);
     };

@@ -105,6 +105,17 @@ pub enum Action {
     /// Jobs pane: sort by the next column; reverse the order.
     Sort,
     SortReverse,
+    /// Trials pane: next chart (history, intermediate, slice, importance, Pareto front).
+    CycleChart,
+    /// Trials pane: show only trials in the next state (all, complete, running, pruned, failed, waiting).
+    CycleStateFilter,
+    /// Trials pane: hide or show pruned trials in the leaderboard and every chart.
+    TogglePruned,
+    /// Trials pane: mark the selected trial for the intermediate-values chart (again to unmark).
+    Mark,
+    /// Trials pane: the slice chart's next / previous param.
+    NextParam,
+    PrevParam,
     /// Switch theme by name (`:theme light`).
     Theme(String),
     /// Redraw everything.

@@ -140,6 +140,8 @@ pub struct App {
     /// A step to select in the DAG once its run's steps arrive: (run, step).
     pub pending_step: Option<(String, String)>,
     pub job_sort: JobSort,
+    /// The Trials pane: Optuna studies, their leaderboard and charts.
+    pub trials: super::trials::TrialsView,
 }
 
 /// Columns the Jobs pane sorts by.
@@ -225,6 +227,7 @@ impl App {
             job_sel: 0,
             pending_step: None,
             job_sort: JobSort::default(),
+            trials: Default::default(),
         }
     }
 
@@ -536,7 +539,7 @@ impl App {
                     self.snapshot.metric = Some(keys[next].clone());
                 }
             }
-            _ => {}
+            Pane::Trials => self.trials.move_sel(delta, &self.filter),
         }
     }
 
@@ -576,7 +579,7 @@ impl App {
             }
             Action::Finder => {
                 self.overlay = Some(Overlay::Finder(super::finder::FinderState::new(
-                    super::finder::items(&self.snapshot, self.jobs.as_deref()),
+                    super::finder::items(&self.snapshot, self.jobs.as_deref(), &self.trials),
                 )));
             }
             Action::NextPane => self.focus = self.next_pane(1),
@@ -609,6 +612,8 @@ impl App {
                     self.metrics.cursor = Some((c - 0.02).max(0.0));
                 } else if self.focus == Pane::Runs {
                     self.runs_focus = RunsFocus::Runs;
+                } else if self.focus == Pane::Trials {
+                    self.trials.focus = super::trials::TrialsFocus::Studies;
                 }
             }
             Action::Right => {
@@ -617,6 +622,8 @@ impl App {
                     self.metrics.cursor = Some((c + 0.02).min(1.0));
                 } else if self.focus == Pane::Runs && !self.dag.is_empty() {
                     self.runs_focus = RunsFocus::Dag;
+                } else if self.focus == Pane::Trials && self.trials.study().is_some() {
+                    self.trials.focus = super::trials::TrialsFocus::Board;
                 }
             }
             Action::Enter => return self.enter(),
@@ -744,6 +751,9 @@ impl App {
             }
             Action::SmoothMore => self.metrics.smoothing = (self.metrics.smoothing + 0.1).min(0.99),
             Action::SmoothLess => self.metrics.smoothing = (self.metrics.smoothing - 0.1).max(0.0),
+            Action::ToggleLogY if self.focus == Pane::Trials => {
+                self.trials.log_y = !self.trials.log_y;
+            }
             Action::ToggleLogY => self.metrics.log_y = !self.metrics.log_y,
             Action::CycleXAxis => self.metrics.x_mode = self.metrics.x_mode.next(),
             Action::ToggleRaw => self.metrics.show_raw = !self.metrics.show_raw,
@@ -762,6 +772,30 @@ impl App {
             }
             Action::Theme(name) => {
                 self.theme_name = name;
+            }
+            Action::Sort if self.focus == Pane::Trials => {
+                let msg = self.trials.next_sort(&self.filter);
+                self.set_status(msg);
+            }
+            Action::SortReverse if self.focus == Pane::Trials => {
+                self.trials.query.reverse = !self.trials.query.reverse;
+                self.trials.rebuild(&self.filter);
+            }
+            Action::CycleChart
+            | Action::CycleStateFilter
+            | Action::TogglePruned
+            | Action::Mark
+            | Action::NextParam
+            | Action::PrevParam => {
+                let msg = match action {
+                    Action::CycleChart => self.trials.cycle_chart(),
+                    Action::CycleStateFilter => self.trials.cycle_state(&self.filter),
+                    Action::TogglePruned => self.trials.toggle_pruned(&self.filter),
+                    Action::Mark => self.trials.toggle_mark(),
+                    Action::NextParam => self.trials.step_param(1),
+                    _ => self.trials.step_param(-1),
+                };
+                self.set_status(msg);
             }
             Action::Sort => {
                 let all = JobColumn::ALL;
@@ -831,6 +865,16 @@ impl App {
                 };
             }
             Pane::Jobs => return self.show_job(),
+            Pane::Trials => match self.trials.focus {
+                super::trials::TrialsFocus::Studies if self.trials.study().is_some() => {
+                    self.trials.focus = super::trials::TrialsFocus::Board;
+                }
+                super::trials::TrialsFocus::Board => {
+                    let msg = self.trials.toggle_mark();
+                    self.set_status(msg);
+                }
+                _ => {}
+            },
             _ => {}
         }
         Vec::new()
@@ -842,10 +886,16 @@ impl App {
         }
         if self.focus == Pane::Runs && self.runs_focus == RunsFocus::Dag {
             self.runs_focus = RunsFocus::Runs;
+        } else if self.focus == Pane::Trials
+            && self.trials.focus == super::trials::TrialsFocus::Board
+            && self.filter.is_empty()
+        {
+            self.trials.focus = super::trials::TrialsFocus::Studies;
         } else if !self.filter.is_empty() {
             self.filter.clear();
             self.clamp_runs();
             self.rebuild_dag();
+            self.trials.follow_filter(&self.filter);
         } else if self.focus == Pane::Metrics {
             self.metrics.cursor = None;
         }
@@ -1010,6 +1060,7 @@ impl App {
             self.filter = t.clone();
             self.clamp_runs();
             self.rebuild_dag();
+            self.trials.follow_filter(&self.filter);
             return self.sync_watch();
         }
         Vec::new()
@@ -1028,6 +1079,7 @@ impl App {
                 self.filter = t;
                 self.clamp_runs();
                 self.rebuild_dag();
+                self.trials.follow_filter(&self.filter);
                 self.sync_watch()
             }
             Input::LogSearch(t) => {
@@ -1109,7 +1161,7 @@ impl App {
                     }
                     return Vec::new();
                 }
-                FinderKind::Metric | FinderKind::Job => {}
+                FinderKind::Metric | FinderKind::Job | FinderKind::Study | FinderKind::Trial => {}
             }
         }
         self.jump(item)
@@ -1147,6 +1199,12 @@ impl App {
                 self.metric_choice = Some(item.target.clone());
                 self.snapshot.metric = Some(item.target);
                 self.focus = Pane::Metrics;
+            }
+            FinderKind::Study | FinderKind::Trial => {
+                self.filter.clear();
+                let (study, number) = super::finder::trial_target(&item.target);
+                self.trials.show(study, number, &self.filter);
+                self.focus = Pane::Trials;
             }
             FinderKind::Job => {
                 // The filter might hide it.

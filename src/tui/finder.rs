@@ -13,6 +13,10 @@ pub enum FinderKind {
     Metric,
     /// A Slurm job of the Jobs pane.
     Job,
+    /// An Optuna study of the Trials pane.
+    Study,
+    /// A trial of the selected study.
+    Trial,
 }
 
 impl FinderKind {
@@ -22,6 +26,8 @@ impl FinderKind {
             FinderKind::Step => "step",
             FinderKind::Metric => "metric",
             FinderKind::Job => "job",
+            FinderKind::Study => "study",
+            FinderKind::Trial => "trial",
         }
     }
 }
@@ -51,11 +57,13 @@ pub struct FinderState {
     scored_for: String,
 }
 
-/// The items the finder offers: the runs, the selected run's steps and metrics, and the Slurm jobs
-/// (with the run and step they belong to, so a run id finds its jobs too).
+/// The items the finder offers: the runs, the selected run's steps and metrics, the Slurm jobs
+/// (with the run and step they belong to, so a run id finds its jobs too), the studies and the selected
+/// study's trials (with their params, so `lr=0.01` finds them).
 pub fn items(
     snap: &Snapshot,
     jobs: Option<&crate::slurm::poller::JobsSnapshot>,
+    trials: &super::trials::TrialsView,
 ) -> Vec<FinderItem> {
     let mut v = Vec::new();
     for r in &snap.runs {
@@ -91,7 +99,41 @@ pub fn items(
             target: j.id.clone(),
         });
     }
+    for (i, s) in trials.data.studies.iter().enumerate() {
+        v.push(FinderItem {
+            kind: FinderKind::Study,
+            text: format!("{} {}", s.study.name, s.source.display()),
+            target: i.to_string(),
+        });
+    }
+    if let Some(s) = trials.study() {
+        for t in &s.study.trials {
+            let mut text = format!(
+                "#{} {} {}",
+                t.number,
+                s.study.name,
+                t.state.name().to_lowercase()
+            );
+            for (k, p) in &t.params {
+                text.push_str(&format!(" {k}={}", crate::trials::report::param_text(p)));
+            }
+            v.push(FinderItem {
+                kind: FinderKind::Trial,
+                text,
+                target: format!("{}:{}", trials.study_sel, t.number),
+            });
+        }
+    }
     v
+}
+
+/// A study or trial item's target: the study's index, and the trial's number.
+pub fn trial_target(target: &str) -> (usize, Option<i64>) {
+    let (study, trial) = match target.split_once(':') {
+        Some((s, t)) => (s, t.parse().ok()),
+        None => (target, None),
+    };
+    (study.parse().unwrap_or(0), trial)
 }
 
 impl FinderState {

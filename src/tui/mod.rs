@@ -11,6 +11,7 @@ pub mod data;
 pub mod finder;
 pub mod input;
 pub mod notify;
+pub mod trials;
 pub mod view;
 
 pub use charts::ChartCache;
@@ -33,6 +34,8 @@ pub enum Msg {
     Stop,
     /// The Slurm poller's latest view of the user's jobs.
     Jobs(std::sync::Arc<crate::slurm::poller::JobsSnapshot>),
+    /// The trials feed read a change in the Optuna studies.
+    Trials(std::sync::Arc<trials::feed::TrialsSnapshot>),
 }
 
 /// The Slurm connection the TUI uses: one backend and one poller for everything on screen.
@@ -48,6 +51,8 @@ pub struct TuiOptions {
     pub theme: Option<String>,
     /// Select this run first.
     pub run: Option<String>,
+    /// Optuna study files or folders for the Trials pane (focused first when given).
+    pub trials: Vec<std::path::PathBuf>,
 }
 
 /// Everything the UI thread owns besides the model.
@@ -56,6 +61,7 @@ pub struct Ui {
     pub config: config::Config,
     pub keys: input::KeyState,
     pub charts: ChartCache,
+    pub trials_charts: trials::plots::TrialsCharts,
     watch_tx: Option<Sender<data::Watch>>,
     tx: Sender<Msg>,
     pub slurm: Option<std::sync::Arc<Slurm>>,
@@ -66,6 +72,10 @@ impl Ui {
     pub fn headless(config: config::Config, read_only: bool) -> (Ui, Receiver<Msg>) {
         let (tx, rx) = mpsc::channel();
         let mut app = App::new(read_only || config.settings.read_only);
+        app.trials.staleness = trials::Staleness {
+            heartbeat_grace_s: config.settings.trials.heartbeat_grace.as_secs_f64(),
+            unchanged_s: config.settings.trials.stale_after.as_secs_f64(),
+        };
         app.theme_name = config.settings.theme.clone();
         app.config_warnings = config.warnings.clone();
         (
@@ -74,6 +84,7 @@ impl Ui {
                 config,
                 keys: input::KeyState::default(),
                 charts: ChartCache::default(),
+                trials_charts: Default::default(),
                 watch_tx: None,
                 tx,
                 slurm: None,
@@ -120,6 +131,11 @@ impl Ui {
             }
             Msg::Stop => {
                 self.app.quit = true;
+                Vec::new()
+            }
+            Msg::Trials(t) => {
+                let filter = self.app.filter.clone();
+                self.app.trials.set_data(t, &filter);
                 Vec::new()
             }
             Msg::Jobs(j) => {
@@ -204,6 +220,10 @@ impl Ui {
         }
         if let Some(a) = self.app.jobs.as_ref().and_then(|j| j.age()) {
             sig.push_str(&view::age_text(a.as_secs()));
+        }
+        // The studies' ages and which running trials look stale change with the clock alone.
+        if !self.app.trials.data.studies.is_empty() {
+            sig.push_str(&view::trials::clock_signature(&self.app.trials));
         }
         sig
     }
@@ -299,10 +319,12 @@ impl Ui {
     /// Prepares chart data (outside the pure draw), then draws.
     pub fn draw(&mut self, frame: &mut ratatui::Frame) {
         self.charts.prepare(&self.app);
+        self.trials_charts.prepare(&self.app.trials);
         let ctx = view::ViewCtx {
             theme: &self.config.theme,
             keymap: &self.config.keymap,
             charts: &self.charts,
+            trials: &self.trials_charts,
             hints: &self.keys.hints,
         };
         view::draw(frame, &self.app, &ctx);
@@ -364,6 +386,22 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
         ui.app.set_status(format!("config: {w}"));
     }
     let timing = data::Timing::from_settings(&ui.config.settings.poll);
+    let study_sources = if !opts.trials.is_empty() {
+        ui.app.focus = action::Pane::Trials;
+        opts.trials.clone()
+    } else if !ui.config.settings.trials.paths.is_empty() {
+        ui.config.settings.trials.paths.clone()
+    } else {
+        trials::feed::default_sources(&project.root)
+    };
+    trials::feed::spawn(
+        trials::feed::FeedConfig {
+            sources: study_sources,
+            poll: ui.config.settings.trials.poll,
+            rediscover: Duration::from_secs(30),
+        },
+        ui.tx.clone(),
+    );
     let watch_tx = data::spawn(project, ui.tx.clone(), timing);
     if let Some(run) = &opts.run {
         let _ = watch_tx.send(data::Watch {

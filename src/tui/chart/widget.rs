@@ -72,6 +72,8 @@ pub struct CurveChart<'a> {
     x_window: Option<(f64, f64)>,
     cursor: Option<f64>,
     empty_hint: &'a str,
+    /// Series drawn as dots, unjoined (a trial is a point, not a step of a curve).
+    scatter: Vec<bool>,
 }
 
 impl<'a> CurveChart<'a> {
@@ -85,6 +87,7 @@ impl<'a> CurveChart<'a> {
             x_window: None,
             cursor: None,
             empty_hint: "no data",
+            scatter: Vec::new(),
         }
     }
 
@@ -144,6 +147,16 @@ impl<'a> CurveChart<'a> {
     pub fn cursor(mut self, x: Option<f64>) -> Self {
         self.cursor = x;
         self
+    }
+
+    /// Which series (by position) are dots rather than lines; the rest stay lines.
+    pub fn scatter(mut self, flags: Vec<bool>) -> Self {
+        self.scatter = flags;
+        self
+    }
+
+    fn is_scatter(&self, i: usize) -> bool {
+        self.scatter.get(i).copied().unwrap_or(false)
     }
 
     /// Text centred in the pane when nothing can be drawn.
@@ -410,7 +423,13 @@ impl Widget for &CurveChart<'_> {
             );
         }
         lines.extend((0..self.series.len()).map(|i| (i, Line::Main)));
-        self.decimate_all(&lines, xlo, xhi, dw);
+        // Dots are plotted one by one: a min/max per column would drop the points between them.
+        let joined: Vec<(usize, Line)> = lines
+            .iter()
+            .copied()
+            .filter(|&(i, _)| !self.is_scatter(i))
+            .collect();
+        self.decimate_all(&joined, xlo, xhi, dw);
         let mut styles = Vec::with_capacity(lines.len());
         for &(i, line) in &lines {
             let (style, layer) = match line {
@@ -419,6 +438,17 @@ impl Widget for &CurveChart<'_> {
             };
             styles.push(style);
             let style = (styles.len() - 1) as u16;
+            if self.is_scatter(i) {
+                let s = self.series[i];
+                let range = inside(s.xs(), xlo, xhi);
+                for (&x, &y) in s.xs()[range.clone()].iter().zip(&s.main()[range]) {
+                    if y.is_finite() {
+                        let d = map.dot([x, y]);
+                        grid.line(d, d, layer, style);
+                    }
+                }
+                continue;
+            }
             self.series[i].decimated(line, xlo, xhi, dw, |pts| {
                 draw_polyline(&mut grid, pts, &map, layer, style);
             });

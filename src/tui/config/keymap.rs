@@ -562,6 +562,12 @@ pub fn action_name(a: &Action) -> &'static str {
         Action::Sort => "sort",
         Action::SortReverse => "sort_reverse",
         Action::Pin => "pin",
+        Action::CycleChart => "cycle_chart",
+        Action::CycleStateFilter => "cycle_state_filter",
+        Action::TogglePruned => "toggle_pruned",
+        Action::Mark => "mark",
+        Action::NextParam => "next_param",
+        Action::PrevParam => "prev_param",
     }
 }
 
@@ -612,6 +618,12 @@ pub fn describe(a: &Action) -> &'static str {
         Action::Sort => "sort by the next column",
         Action::SortReverse => "reverse the sort order",
         Action::Pin => "pin the run's curves into the metrics overlay",
+        Action::CycleChart => "next trials chart",
+        Action::CycleStateFilter => "show only trials in the next state",
+        Action::TogglePruned => "hide or show pruned trials everywhere",
+        Action::Mark => "mark the trial for the intermediate chart",
+        Action::NextParam => "slice chart: next param",
+        Action::PrevParam => "slice chart: previous param",
     }
 }
 

@@ -15,6 +15,11 @@
 //! bell = true
 //! webhook = "https://hooks.example.org/…"
 //! on = ["run_end", "step_failed"]
+//! [trials]
+//! paths = ["results/"]        # study files or folders (default: the project folder)
+//! poll = "1s"                 # how often studies are read for changes
+//! heartbeat_grace = "2m"      # a RUNNING trial whose RDB heartbeat is older is stale
+//! stale_after = "30m"         # a RUNNING trial that changed nothing for this long is stale
 //! ```
 
 use std::fmt;
@@ -34,6 +39,29 @@ pub struct Settings {
     pub read_only: bool,
     pub poll: Poll,
     pub notify: Notify,
+    pub trials: TrialsSettings,
+}
+
+/// Where the Trials pane finds Optuna studies and when it calls a running trial stale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrialsSettings {
+    /// Study files or folders; empty means the project folder.
+    pub paths: Vec<std::path::PathBuf>,
+    pub poll: Duration,
+    /// Optuna's own default is twice the heartbeat interval; 2 min suits a 60 s interval.
+    pub heartbeat_grace: Duration,
+    pub stale_after: Duration,
+}
+
+impl Default for TrialsSettings {
+    fn default() -> TrialsSettings {
+        TrialsSettings {
+            paths: Vec::new(),
+            poll: Duration::from_secs(1),
+            heartbeat_grace: Duration::from_secs(120),
+            stale_after: Duration::from_secs(1800),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -45,6 +73,7 @@ impl Default for Settings {
             read_only: false,
             poll: Poll::default(),
             notify: Notify::default(),
+            trials: TrialsSettings::default(),
         }
     }
 }
@@ -253,11 +282,20 @@ impl Settings {
                 }
                 "poll" => p.poll(v, &mut s.poll),
                 "notify" => p.notify(v, &mut s.notify),
+                "trials" => p.trials(v, &mut s.trials),
                 other => p.unknown(
                     k,
                     "",
                     other,
-                    &["theme", "keymap", "executor", "read_only", "poll", "notify"],
+                    &[
+                        "theme",
+                        "keymap",
+                        "executor",
+                        "read_only",
+                        "poll",
+                        "notify",
+                        "trials",
+                    ],
                 ),
             }
         }
@@ -412,6 +450,46 @@ impl Parser<'_, '_> {
         }
     }
 
+    fn trials(&mut self, v: &Spanned<DeValue>, out: &mut TrialsSettings) {
+        let Some(t) = self.table(v, "trials") else {
+            return;
+        };
+        for (k, v) in t {
+            match k.get_ref().as_ref() {
+                "paths" => {
+                    let Some(items) = v.get_ref().as_array() else {
+                        self.warn(
+                            v,
+                            "`trials.paths` must be a list such as [\"results/\"]".into(),
+                        );
+                        continue;
+                    };
+                    out.paths.clear();
+                    for item in items.iter() {
+                        match item.get_ref().as_str() {
+                            Some(p) if !p.is_empty() => out.paths.push(expand_home(p)),
+                            _ => self.warn(
+                                item,
+                                "`trials.paths` entries must be non-empty path strings".into(),
+                            ),
+                        }
+                    }
+                }
+                "poll" => self.duration(v, "trials.poll", &mut out.poll),
+                "heartbeat_grace" => {
+                    self.duration(v, "trials.heartbeat_grace", &mut out.heartbeat_grace)
+                }
+                "stale_after" => self.duration(v, "trials.stale_after", &mut out.stale_after),
+                other => self.unknown(
+                    k,
+                    "trials",
+                    other,
+                    &["paths", "poll", "heartbeat_grace", "stale_after"],
+                ),
+            }
+        }
+    }
+
     fn notify(&mut self, v: &Spanned<DeValue>, out: &mut Notify) {
         let Some(t) = self.table(v, "notify") else {
             return;
@@ -460,9 +538,34 @@ impl Parser<'_, '_> {
     }
 }
 
+/// `~/x` as the user means it.
+fn expand_home(p: &str) -> std::path::PathBuf {
+    match (p.strip_prefix("~/"), directories::BaseDirs::new()) {
+        (Some(rest), Some(b)) => b.home_dir().join(rest),
+        _ => std::path::PathBuf::from(p),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trials_settings_parse_and_bad_values_are_located() {
+        let (s, w) = Settings::parse(
+            "c.toml",
+            "[trials]\npaths = [\"results\", \"a.db\"]\npoll = \"250ms\"\nstale_after = \"10m\"\n",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.trials.paths.len(), 2);
+        assert_eq!(s.trials.poll, Duration::from_millis(250));
+        assert_eq!(s.trials.stale_after, Duration::from_secs(600));
+        let (s, w) = Settings::parse("c.toml", "[trials]\npaths = \"x\"\nstal_after = \"1m\"\n");
+        assert!(s.trials.paths.is_empty());
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("c.toml:2:"), "{w:?}");
+        assert!(w[1].contains("did you mean `stale_after`"), "{w:?}");
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

@@ -6,6 +6,7 @@ mod logs;
 mod metrics;
 mod overlay;
 mod runs;
+pub mod trials;
 
 pub use runs::step_time;
 
@@ -23,6 +24,7 @@ pub struct ViewCtx<'a> {
     pub theme: &'a Theme,
     pub keymap: &'a Keymap,
     pub charts: &'a super::ChartCache,
+    pub trials: &'a super::trials::plots::TrialsCharts,
     /// Which-key hints while a chord is pending: (next key, what it does).
     pub hints: &'a [(String, String)],
 }
@@ -90,12 +92,15 @@ pub fn draw(frame: &mut Frame, app: &App, ctx: &ViewCtx) {
             .split(cols[1]);
         pane(frame, left[0], app, ctx, Pane::Runs);
         pane(frame, left[1], app, ctx, Pane::Logs);
-        pane(frame, right[0], app, ctx, Pane::Metrics);
-        let below = if app.focus == Pane::Jobs || (app.cluster && app.focus != Pane::Trials) {
-            Pane::Jobs
+        // A focused Trials pane takes the big slot: its leaderboard and chart need the room.
+        let (top, below) = if app.focus == Pane::Trials {
+            (Pane::Trials, Pane::Metrics)
+        } else if app.focus == Pane::Jobs || app.cluster {
+            (Pane::Metrics, Pane::Jobs)
         } else {
-            Pane::Trials
+            (Pane::Metrics, Pane::Trials)
         };
+        pane(frame, right[0], app, ctx, top);
         pane(frame, right[1], app, ctx, below);
     } else {
         pane(frame, rows[1], app, ctx, app.focus);
@@ -134,13 +139,7 @@ fn pane(frame: &mut Frame, area: Rect, app: &App, ctx: &ViewCtx, p: Pane) {
             block(app, ctx, p, ""),
             "No SLURM cluster found on this host (no squeue on PATH): sortie shows jobs when one is there.",
         ),
-        Pane::Trials => hint(
-            frame,
-            area,
-            ctx,
-            block(app, ctx, p, ""),
-            "Trials (Optuna studies and sweeps) will show here.",
-        ),
+        Pane::Trials => trials::draw(frame, area, app, ctx, ctx.trials, block(app, ctx, p, "")),
     }
 }
 
