@@ -17,7 +17,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "tui",
-        &["engine", "index", "metrics", "pipeline", "runlog", "slurm"],
+        &[
+            "engine", "index", "metrics", "pipeline", "runlog", "slurm", "trials",
+        ],
     ),
     (
         "engine",

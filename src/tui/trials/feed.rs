@@ -222,10 +222,7 @@ impl Feed {
 }
 
 /// The study's importance, recomputed when trials completed since, at most every [`IMPORTANCE_EVERY`].
-fn importance(
-    cache: &mut ImportanceCache,
-    s: &Study,
-) -> Option<Vec<(String, f64)>> {
+fn importance(cache: &mut ImportanceCache, s: &Study) -> Option<Vec<(String, f64)>> {
     let complete = s.count(TrialState::Complete);
     if let Some((n, imp, at)) = cache.get(&s.id)
         && (*n == complete || at.elapsed() < IMPORTANCE_EVERY)
