@@ -217,10 +217,6 @@ fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
     }
     let Some(command) = cli.command else {
         use std::io::IsTerminal;
-        // The full-screen app needs a terminal; piped, show the runs as a table instead.
-        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-            return status::runs(&project(&cli.project), &status::RunsArgs { json: false });
-        }
         for t in &cli.trials {
             let path = crate::trials::path_of(&t.to_string_lossy());
             if !path.exists() {
@@ -229,6 +225,25 @@ fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
                     t.display()
                 )));
             }
+        }
+        // Piped, the studies print as the leaderboard tables `sortie trials` makes.
+        if !cli.trials.is_empty()
+            && (!std::io::stdout().is_terminal() || !std::io::stdin().is_terminal())
+        {
+            for t in &cli.trials {
+                trials::trials(trials::TrialsArgs {
+                    storage: t.to_string_lossy().to_string(),
+                    study: None,
+                    best: false,
+                    json: false,
+                    timestamps: None,
+                })?;
+            }
+            return Ok(EXIT_OK);
+        }
+        // The full-screen app needs a terminal; piped, show the runs as a table instead.
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return status::runs(&project(&cli.project), &status::RunsArgs { json: false });
         }
         let opts = crate::tui::TuiOptions {
             read_only: cli.read_only,

@@ -234,13 +234,20 @@ fn importance(cache: &mut ImportanceCache, s: &Study) -> Option<Vec<(String, f64
     imp
 }
 
-/// Reads everything once (what the headless tests and `--json`-like callers need).
+/// Reads everything once (what the headless tests need).
 pub fn read_once(sources: &[PathBuf]) -> TrialsSnapshot {
+    read_once_from(sources, crate::util::now())
+}
+
+/// [`read_once`] as if watching had begun at `started` (Unix seconds), so a test's clock decides which
+/// running trials look unchanged.
+pub fn read_once_from(sources: &[PathBuf], started: f64) -> TrialsSnapshot {
     let mut feed = Feed::new(FeedConfig {
         sources: sources.to_vec(),
         poll: Duration::from_secs(1),
         rediscover: Duration::from_secs(30),
     });
+    feed.started = started;
     feed.poll().unwrap_or_default()
 }
 

@@ -103,21 +103,36 @@ pub fn draw(
     }
 }
 
-/// "3m ago", from a Unix time.
+/// How long ago a Unix time was: "3m".
 fn ago(now: f64, t: Option<f64>) -> String {
     match t {
-        Some(t) => format!("{} ago", super::running_for(now - t)),
+        Some(t) => super::running_for(now - t),
         None => "-".into(),
     }
 }
 
 fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
     let now = v.now();
-    let header = format!(
-        "  {:<20} {:<14} {:<9} {:>6} {:>6} {:>6} {:>5} {:>4} {:>4} {:>11} {:>9}",
+    // What a researcher scans for (counts, best, last change: optuna-dashboard#252) fits in 80
+    // columns; the direction and the file follow when there is room.
+    let row = |cells: [&str; 11]| {
+        format!(
+            "{:<16} {:>6} {:>5} {:>6} {:>4} {:>4} {:>4} {:>12} {:>8}  {:<9} {}",
+            truncate(cells[0], 16),
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            truncate(cells[7], 12),
+            truncate(cells[8], 8),
+            truncate(cells[9], 9),
+            cells[10]
+        )
+    };
+    let header = row([
         "study",
-        "file",
-        "direction",
         "trials",
         "done",
         "pruned",
@@ -125,9 +140,11 @@ fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
         "run",
         "wait",
         "best",
-        "changed"
-    );
-    let mut lines = vec![Line::styled(header, ctx.style("header"))];
+        "changed",
+        "direction",
+        "file",
+    ]);
+    let mut lines = vec![Line::styled(format!("  {header}"), ctx.style("header"))];
     let visible = usize::from(area.height.saturating_sub(1)).max(1);
     let offset = first_row(v.study_sel, visible);
     for (i, s) in v.data.studies.iter().enumerate().skip(offset).take(visible) {
@@ -145,35 +162,53 @@ fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
             .file_name()
             .map(|f| f.to_string_lossy().to_string())
             .unwrap_or_default();
-        let text = format!(
-            "{} {:<20} {:<14} {:<9} {:>6} {:>6} {:>6} {:>5} {:>4} {:>4} {:>11} {:>9}",
-            if i == v.study_sel { "▸" } else { " " },
-            truncate(&st.name, 20),
-            truncate(&file, 14),
-            truncate(&dirs.join(","), 9),
+        let counts = [
             st.trials.len(),
             st.count(TrialState::Complete),
             st.count(TrialState::Pruned),
             st.count(TrialState::Fail),
             st.count(TrialState::Running),
             st.count(TrialState::Waiting),
-            truncate(&best, 11),
-            ago(now, st.last_change()),
-        );
+        ]
+        .map(|n| n.to_string());
+        let text = row([
+            &st.name,
+            &counts[0],
+            &counts[1],
+            &counts[2],
+            &counts[3],
+            &counts[4],
+            &counts[5],
+            &best,
+            &ago(now, st.last_change()),
+            &dirs.join(","),
+            &file,
+        ]);
+        let marker = if i == v.study_sel { "▸" } else { " " };
         let style = if i == v.study_sel && v.focus == TrialsFocus::Studies {
             ctx.style("selection")
         } else {
             ctx.style("text")
         };
-        lines.push(Line::styled(text, style));
+        lines.push(Line::styled(format!("{marker} {text}"), style));
     }
     frame.render_widget(Paragraph::new(lines), area);
 }
 
 fn board_title(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx, chart: bool) {
     let Some(s) = v.study() else { return };
-    let mut parts = vec![
-        format!("{} of {} trials", v.board.rows.len(), s.study.trials.len()),
+    let mut parts = vec![format!(
+        "{} of {} trials",
+        v.board.rows.len(),
+        s.study.trials.len()
+    )];
+    // Why the selected trial looks dead comes first: it is what the user is looking at.
+    if let Some(t) = v.selected_trial()
+        && let Some(why) = v.stale(s, t)
+    {
+        parts.push(format!("#{} stale: {}", t.number, stale_text(why)));
+    }
+    parts.extend([
         format!(
             "sorted by {}{}",
             v.sort_label(),
@@ -183,7 +218,7 @@ fn board_title(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx, cha
             Some(st) => format!("only {}", st.name().to_lowercase()),
             None => "all states".into(),
         },
-    ];
+    ]);
     if v.query.hide_pruned {
         parts.push("pruned hidden".into());
     }
@@ -199,11 +234,7 @@ fn board_title(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx, cha
     if stale > 0 {
         parts.push(format!("{stale} stale"));
     }
-    if let Some(t) = v.selected_trial()
-        && let Some(why) = v.stale(s, t)
-    {
-        parts.push(format!("#{} stale: {}", t.number, stale_text(why)));
-    }
+
     if !chart {
         parts.push("chart: widen or heighten the pane".into());
     }
