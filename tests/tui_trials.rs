@@ -470,7 +470,7 @@ fn a_file_that_is_no_study_shows_as_a_problem_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("notes.db");
     std::fs::write(&bad, b"SQLite format 3\0 but truncated").unwrap();
-    let snap = read_once(&[bad.clone()]);
+    let snap = read_once(std::slice::from_ref(&bad));
     assert!(snap.studies.is_empty());
     assert_eq!(snap.problems.len(), 1, "{:?}", snap.problems);
     assert!(snap.problems[0].contains("notes.db"), "{:?}", snap.problems);
