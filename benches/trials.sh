@@ -4,7 +4,9 @@
 #     open + first read (≤ 100 ms) against Optuna's load_study + trials_dataframe(), and the ratio;
 #   - a poll that finds nothing new (≤ 1 ms) and one that finds 10 new trials (≤ 5 ms);
 #   - a 100 000-trial SQLite study (the 10 000 copied ten times by SQL): sortie opens it, the dashboard
-#     cannot (optuna-dashboard#385).
+#     cannot (optuna-dashboard#385);
+#   - the Trials pane (headless, as the TUI draws it): a leaderboard frame at 10 000 trials ≤ 5 ms, the
+#     100 000-trial study opened and scrolled, and the peak RSS with it open ≤ 100 MB.
 # The studies are made once by the real Optuna (benches/trials_gen.py, ~8 min for the 10 000 on this VM)
 # and kept in ${SORTIE_BENCH_DIR:-~/.cache/sortie-bench/trials}. Prints one PASS/MISS line per goal and
 # exits 1 if one is missed.
@@ -82,6 +84,11 @@ echo "== 10k.db growing (a copy; Optuna adds 10 trials between polls)"
 cp "$dir/10k.db" "$dir/grow.db"
 run grow "$dir/grow.db" "$py" "$gen"
 rm -f "$dir/grow.db"
+echo "== the Trials pane on 10k.db (headless, 200×60)"
+run_all() { local out; out=$("$bench" "$@"); echo "$out"; grep -q '^MISS' <<<"$out" && miss=1; true; }
+run_all pane "$dir/10k.db"
 echo "== 100k.db"
 "$bench" load "$dir/100k.db" | sed 's/^PASS\|^MISS/INFO/; s/; goal ≤ 100 ms//'
+echo "== the Trials pane on 100k.db (opens, scrolls; peak RSS ≤ 100 MB)"
+run_all pane "$dir/100k.db"
 exit $miss

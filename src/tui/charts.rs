@@ -149,7 +149,7 @@ impl ChartCache {
 }
 
 /// Copies the cells of `area` from one buffer to another, a row slice at a time.
-fn copy(from: &Buffer, to: &mut Buffer, area: Rect) {
+pub(crate) fn copy(from: &Buffer, to: &mut Buffer, area: Rect) {
     let area = area.intersection(to.area).intersection(from.area);
     if area.is_empty() {
         return;

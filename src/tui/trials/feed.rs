@@ -19,6 +19,52 @@ pub struct StudyView {
     pub importance: Option<Vec<(String, f64)>>,
     /// Running trials by id: when the feed last saw each one change (or started watching it).
     pub changed_at: HashMap<i64, f64>,
+    /// What the studies list shows, counted once per change (a frame must not scan 100 000 trials).
+    pub summary: Summary,
+}
+
+/// A study's counts and bests, as of its snapshot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Trials by state: complete, pruned, failed, running, waiting.
+    pub complete: usize,
+    pub pruned: usize,
+    pub failed: usize,
+    pub running: usize,
+    pub waiting: usize,
+    /// The best trial's number and first value, or the Pareto front's size.
+    pub best: Option<(i64, f64)>,
+    pub front: usize,
+    pub last_change: Option<f64>,
+    /// Indices of the running trials (the only ones that can be stale).
+    pub running_at: Vec<usize>,
+}
+
+impl Summary {
+    pub fn of(s: &Study) -> Summary {
+        let mut sum = Summary {
+            last_change: s.last_change(),
+            ..Default::default()
+        };
+        for (i, t) in s.trials.iter().enumerate() {
+            match t.state {
+                TrialState::Complete => sum.complete += 1,
+                TrialState::Pruned => sum.pruned += 1,
+                TrialState::Fail => sum.failed += 1,
+                TrialState::Running => {
+                    sum.running += 1;
+                    sum.running_at.push(i);
+                }
+                TrialState::Waiting => sum.waiting += 1,
+            }
+        }
+        if s.directions.len() > 1 {
+            sum.front = crate::trials::report::best_trials(s).len();
+        } else {
+            sum.best = s.best().and_then(|t| Some((t.number, *t.values.first()?)));
+        }
+        sum
+    }
 }
 
 /// Everything the Trials pane shows, as of one poll.
@@ -207,6 +253,7 @@ impl Feed {
                     study: s.clone(),
                     importance,
                     changed_at,
+                    summary: Summary::of(s),
                 });
             }
         }

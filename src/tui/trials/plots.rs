@@ -4,7 +4,12 @@
 
 use super::{ChartKind, TrialsView};
 use crate::trials::{Direction, Distribution, Study, Trial, TrialState};
-use crate::tui::chart::{Point, PrepareKey, PreparedSeries, Smoothing, XMode};
+use crate::tui::chart::{
+    ChartStyles, CurveChart, Point, PrepareKey, PreparedSeries, Smoothing, XMode,
+};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
 
 /// One series and how to draw it.
 pub struct Plotted {
@@ -36,11 +41,19 @@ struct Key {
     log_y: bool,
 }
 
+/// What a drawn chart depends on: the series' generation, the area, the theme's name.
+type DrawnKey = (u64, Rect, String);
+
 #[derive(Default)]
 pub struct TrialsCharts {
     key: Option<Key>,
     pub plotted: Vec<Plotted>,
     pub info: ChartInfo,
+    /// Bumped whenever the series are rebuilt.
+    generation: u64,
+    /// The last drawn chart: (generation, area, theme) and its cells. A 100 000-point scatter costs
+    /// milliseconds to plot; an unchanged one is copied.
+    drawn: std::cell::RefCell<Option<(DrawnKey, Buffer)>>,
 }
 
 impl TrialsCharts {
@@ -71,6 +84,29 @@ impl TrialsCharts {
         self.plotted = plotted;
         self.info = info;
         self.key = Some(key);
+        self.generation += 1;
+    }
+
+    /// Draws the series in `area`, or copies the last drawing when nothing it shows changed.
+    pub fn render(&self, buf: &mut Buffer, area: Rect, styles: ChartStyles, theme: &str) {
+        let key = (self.generation, area, theme.to_string());
+        let mut drawn = self.drawn.borrow_mut();
+        if let Some((k, cells)) = drawn.as_ref()
+            && *k == key
+        {
+            crate::tui::charts::copy(cells, buf, area);
+            return;
+        }
+        let chart = CurveChart::new(self.plotted.iter().map(|p| &p.series))
+            .styles(styles)
+            .show_raw(false)
+            .scatter(self.plotted.iter().map(|p| p.scatter).collect())
+            .empty_hint("no finite values");
+        let mut cells = Buffer::empty(area);
+        crate::tui::charts::copy(buf, &mut cells, area);
+        (&chart).render(area, &mut cells);
+        crate::tui::charts::copy(&cells, buf, area);
+        *drawn = Some((key, cells));
     }
 }
 

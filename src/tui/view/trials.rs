@@ -5,15 +5,16 @@ use super::ViewCtx;
 use crate::trials::TrialState;
 use crate::trials::report::{direction_name, short};
 use crate::tui::app::App;
-use crate::tui::chart::{ChartStyles, CurveChart};
+use crate::tui::chart::ChartStyles;
 use crate::tui::trials::board::{Column, cell};
+use crate::tui::trials::feed::StudyView;
 use crate::tui::trials::plots::TrialsCharts;
 use crate::tui::trials::{ChartKind, Stale, TrialsFocus, TrialsView};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction as Split, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Widget};
+use ratatui::widgets::{Block, Paragraph};
 
 /// Width from which the chart goes beside the leaderboard instead of under it.
 const SIDE_BY_SIDE: u16 = 130;
@@ -150,12 +151,11 @@ fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
     for (i, s) in v.data.studies.iter().enumerate().skip(offset).take(visible) {
         let st = &s.study;
         let dirs: Vec<&str> = st.directions.iter().map(|d| direction_name(*d)).collect();
-        let best = match crate::trials::report::best_trials(st).as_slice() {
-            [] => "-".to_string(),
-            [one] if st.directions.len() <= 1 => {
-                format!("{} #{}", short(one.values[0]), one.number)
-            }
-            front => format!("{} on front", front.len()),
+        let sum = &s.summary;
+        let best = match sum.best {
+            Some((n, value)) => format!("{} #{n}", short(value)),
+            None if sum.front > 0 => format!("{} on front", sum.front),
+            None => "-".to_string(),
         };
         let file = s
             .source
@@ -164,11 +164,11 @@ fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
             .unwrap_or_default();
         let counts = [
             st.trials.len(),
-            st.count(TrialState::Complete),
-            st.count(TrialState::Pruned),
-            st.count(TrialState::Fail),
-            st.count(TrialState::Running),
-            st.count(TrialState::Waiting),
+            sum.complete,
+            sum.pruned,
+            sum.failed,
+            sum.running,
+            sum.waiting,
         ]
         .map(|n| n.to_string());
         let text = row([
@@ -180,7 +180,7 @@ fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
             &counts[4],
             &counts[5],
             &best,
-            &ago(now, st.last_change()),
+            &ago(now, sum.last_change),
             &dirs.join(","),
             &file,
         ]);
@@ -225,12 +225,7 @@ fn board_title(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx, cha
     if !v.query.filter.is_empty() {
         parts.push(format!("filter {:?}", v.query.filter));
     }
-    let stale = s
-        .study
-        .trials
-        .iter()
-        .filter(|t| v.stale(s, t).is_some())
-        .count();
+    let stale = stale_count(v, s);
     if stale > 0 {
         parts.push(format!("{stale} stale"));
     }
@@ -401,12 +396,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx, char
         text: ctx.style("text"),
         cursor: ctx.style("chart.cursor"),
     };
-    let chart = CurveChart::new(charts.plotted.iter().map(|p| &p.series))
-        .styles(styles)
-        .show_raw(false)
-        .scatter(charts.plotted.iter().map(|p| p.scatter).collect())
-        .empty_hint("no finite values");
-    (&chart).render(plot, frame.buffer_mut());
+    charts.render(frame.buffer_mut(), plot, styles, ctx.theme.name());
 }
 
 /// Importance as horizontal bars, largest first.
@@ -453,22 +443,26 @@ fn importance(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
+/// How many running trials of `s` look dead now (only running ones can).
+fn stale_count(v: &TrialsView, s: &StudyView) -> usize {
+    s.summary
+        .running_at
+        .iter()
+        .filter_map(|&i| s.study.trials.get(i))
+        .filter(|t| v.stale(s, t).is_some())
+        .count()
+}
+
 /// What of the pane changes with the clock alone: the studies' ages and the stale trials.
 pub fn clock_signature(v: &TrialsView) -> String {
     let now = v.now();
     let mut sig = String::new();
     for s in &v.data.studies {
-        sig.push_str(&ago(now, s.study.last_change()));
+        sig.push_str(&ago(now, s.summary.last_change));
         sig.push('|');
     }
     if let Some(s) = v.study() {
-        let stale = s
-            .study
-            .trials
-            .iter()
-            .filter(|t| v.stale(s, t).is_some())
-            .count();
-        sig.push_str(&stale.to_string());
+        sig.push_str(&stale_count(v, s).to_string());
     }
     sig
 }
