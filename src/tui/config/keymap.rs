@@ -13,10 +13,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::keys::{Key, KeySeq};
 use super::{Source, suggestion};
-use crate::tui::action::{Action, Pane};
+use crate::tui::action::{ACTIONS, Action, Arg, Pane};
 
-const DEFAULT_KEYMAP: &str = include_str!("../../../keymaps/default.toml");
-const DEFAULT_LABEL: &str = "keymaps/default.toml (built-in)";
+const DEFAULT_LABEL: &str = "the built-in keymap (src/tui/action.rs)";
 
 /// Which bindings apply. `Pane(p)` is normal mode with pane `p` focused: its section shadows `[normal]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,8 +104,8 @@ impl Default for Keymap {
     /// The embedded default keymap.
     fn default() -> Keymap {
         let mut km = Keymap::empty();
-        // The embedded file is tested to load cleanly, so there is nothing to report here.
-        let _ = km.merge(&Source::new(DEFAULT_LABEL, DEFAULT_KEYMAP));
+        // The table's keymap is tested to load cleanly, so there is nothing to report here.
+        let _ = km.merge(&Source::new(DEFAULT_LABEL, &default_keymap_text()));
         km.rebuild();
         km
     }
@@ -246,9 +245,9 @@ impl Keymap {
                             "`{}` ({}) conflicts with `{}` ({}) in [{}]: a key can't be both a \
                              binding and the start of a chord; unbind one with \"none\"",
                             e.keys,
-                            action_name(&action),
+                            action.name(),
                             other,
-                            action_name(other_action),
+                            other_action.name(),
                             mode.section()
                         ),
                     );
@@ -394,22 +393,17 @@ fn parse_keys(s: &str) -> Result<KeySeq, String> {
 
 /// `"quit"`, `"none"`, `{ focus_pane = 1 }` or `{ theme = "light" }`.
 fn parse_slot(v: &DeValue) -> Result<Slot, String> {
-    let json = match v {
+    let (name, arg) = match v {
         DeValue::String(s) if s == "none" => return Ok(Slot::Unbound),
-        DeValue::String(s) => {
-            if let Some(example) = needs_argument(s) {
-                return Err(format!("`{s}` needs an argument: write {example}"));
-            }
-            serde_json::Value::String(s.to_string())
-        }
+        DeValue::String(s) => (s.to_string(), None),
         DeValue::Table(t) if t.len() == 1 => {
-            let (name, arg) = t.iter().next().expect("one entry");
+            let (name, arg) = t.iter().next().ok_or("an empty table")?;
             let name = name.get_ref().to_string();
             let arg = match arg.get_ref() {
                 DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                    .map(serde_json::Value::from)
+                    .map(Arg::Number)
                     .map_err(|_| format!("`{name}`: number out of range"))?,
-                DeValue::String(s) => serde_json::Value::String(s.to_string()),
+                DeValue::String(s) => Arg::Text(s.to_string()),
                 other => {
                     return Err(format!(
                         "`{name}` takes a number or a string, not {}",
@@ -417,7 +411,7 @@ fn parse_slot(v: &DeValue) -> Result<Slot, String> {
                     ));
                 }
             };
-            serde_json::json!({ name: arg })
+            (name, Some(arg))
         }
         _ => {
             return Err(
@@ -426,206 +420,92 @@ fn parse_slot(v: &DeValue) -> Result<Slot, String> {
             );
         }
     };
-    let (name, arg_given) = match &json {
-        serde_json::Value::String(s) => (s.clone(), false),
-        obj => (
-            obj.as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_default(),
-            true,
-        ),
-    };
-    let action: Action = serde_json::from_value(json).map_err(|_| {
-        let known = all_action_names().any(|n| n == name);
-        match (known, arg_given, needs_argument(&name)) {
-            (true, true, Some(example)) => format!("`{name}` takes an argument like {example}"),
-            (true, true, None) => format!("`{name}` takes no argument: write \"{name}\""),
-            _ => format!(
-                "unknown action `{name}`{}",
-                suggestion(&name, all_action_names())
-            ),
-        }
-    })?;
-    if let Action::FocusPane(n) = action
-        && !(1..=5).contains(&n)
-    {
-        return Err(format!("no pane {n}: panes are 1 to 5"));
-    }
-    Ok(Slot::Bound(action))
+    Action::from_name(&name, arg).map(Slot::Bound)
 }
 
-fn needs_argument(name: &str) -> Option<&'static str> {
-    match name {
-        "focus_pane" => Some("{ focus_pane = 1 }"),
-        "theme" => Some("{ theme = \"light\" }"),
-        _ => None,
-    }
-}
-
-/// Every action without an argument, in the order help lists them.
-pub const SIMPLE_ACTIONS: &[Action] = &[
-    Action::Quit,
-    Action::Help,
-    Action::CommandMode,
-    Action::Filter,
-    Action::Finder,
-    Action::NextPane,
-    Action::PrevPane,
-    Action::Up,
-    Action::Down,
-    Action::PageUp,
-    Action::PageDown,
-    Action::Top,
-    Action::Bottom,
-    Action::Left,
-    Action::Right,
-    Action::Enter,
-    Action::Back,
-    Action::Launch,
-    Action::Cancel,
-    Action::Rerun,
-    Action::RerunDownstream,
-    Action::RetryFailed,
-    Action::Resume,
-    Action::Logs,
-    Action::Yank,
-    Action::Confirm,
-    Action::Deny,
-    Action::SmoothMore,
-    Action::SmoothLess,
-    Action::ToggleLogY,
-    Action::CycleXAxis,
-    Action::ToggleRaw,
-    Action::ToggleWrap,
-    Action::ToggleFollow,
-    Action::ToggleStderr,
-    Action::Search,
-    Action::SearchNext,
-    Action::SearchPrev,
-    Action::Redraw,
-    Action::Sort,
-    Action::SortReverse,
-    Action::Pin,
-];
-
-fn all_action_names() -> impl Iterator<Item = &'static str> + Clone {
-    SIMPLE_ACTIONS
-        .iter()
-        .map(action_name)
-        .chain(["focus_pane", "theme"])
-}
-
-/// The keymap-file name of an action (`rerun_downstream`).
-pub fn action_name(a: &Action) -> &'static str {
-    match a {
-        Action::Quit => "quit",
-        Action::Help => "help",
-        Action::CommandMode => "command_mode",
-        Action::Filter => "filter",
-        Action::Finder => "finder",
-        Action::NextPane => "next_pane",
-        Action::PrevPane => "prev_pane",
-        Action::FocusPane(_) => "focus_pane",
-        Action::Up => "up",
-        Action::Down => "down",
-        Action::PageUp => "page_up",
-        Action::PageDown => "page_down",
-        Action::Top => "top",
-        Action::Bottom => "bottom",
-        Action::Left => "left",
-        Action::Right => "right",
-        Action::Enter => "enter",
-        Action::Back => "back",
-        Action::Launch => "launch",
-        Action::Cancel => "cancel",
-        Action::Rerun => "rerun",
-        Action::RerunDownstream => "rerun_downstream",
-        Action::RetryFailed => "retry_failed",
-        Action::Resume => "resume",
-        Action::Logs => "logs",
-        Action::Yank => "yank",
-        Action::Confirm => "confirm",
-        Action::Deny => "deny",
-        Action::SmoothMore => "smooth_more",
-        Action::SmoothLess => "smooth_less",
-        Action::ToggleLogY => "toggle_log_y",
-        Action::CycleXAxis => "cycle_x_axis",
-        Action::ToggleRaw => "toggle_raw",
-        Action::ToggleWrap => "toggle_wrap",
-        Action::ToggleFollow => "toggle_follow",
-        Action::ToggleStderr => "toggle_stderr",
-        Action::Search => "search",
-        Action::SearchNext => "search_next",
-        Action::SearchPrev => "search_prev",
-        Action::Theme(_) => "theme",
-        Action::Redraw => "redraw",
-        Action::Sort => "sort",
-        Action::SortReverse => "sort_reverse",
-        Action::Pin => "pin",
-        Action::CycleChart => "cycle_chart",
-        Action::CycleStateFilter => "cycle_state_filter",
-        Action::TogglePruned => "toggle_pruned",
-        Action::Mark => "mark",
-        Action::NextParam => "next_param",
-        Action::PrevParam => "prev_param",
-    }
-}
-
-/// One line saying what an action does, for help and which-key hints.
+/// What an action does, in one line (its row of the action table).
 pub fn describe(a: &Action) -> &'static str {
-    match a {
-        Action::Quit => "quit (runs keep going)",
-        Action::Help => "show the keys",
-        Action::CommandMode => "open the : command line",
-        Action::Filter => "filter the list",
-        Action::Finder => "find a run, step, job, metric or study",
-        Action::NextPane => "next pane",
-        Action::PrevPane => "previous pane",
-        Action::FocusPane(_) => "focus a pane by number",
-        Action::Up => "move up",
-        Action::Down => "move down",
-        Action::PageUp => "page up",
-        Action::PageDown => "page down",
-        Action::Top => "go to the top",
-        Action::Bottom => "go to the bottom",
-        Action::Left => "move left",
-        Action::Right => "move right",
-        Action::Enter => "open or expand the selection",
-        Action::Back => "close, clear the filter or collapse",
-        Action::Launch => "launch a pipeline",
-        Action::Cancel => "cancel the selected run, step or job",
-        Action::Rerun => "re-run the selected step",
-        Action::RerunDownstream => "re-run the selected step and everything downstream",
-        Action::RetryFailed => "retry the failed steps of the selected run",
-        Action::Resume => "resume the selected run, whose engine died",
-        Action::Logs => "show the selection's logs",
-        Action::Yank => "copy the selected id",
-        Action::Confirm => "yes",
-        Action::Deny => "no",
-        Action::SmoothMore => "smooth the curves more",
-        Action::SmoothLess => "smooth the curves less",
-        Action::ToggleLogY => "toggle a log y-axis",
-        Action::CycleXAxis => "cycle the x-axis",
-        Action::ToggleRaw => "show or hide the raw curve",
-        Action::ToggleWrap => "toggle line wrap",
-        Action::ToggleFollow => "follow the end of the log",
-        Action::ToggleStderr => "switch between stdout and stderr",
-        Action::Search => "search the log",
-        Action::SearchNext => "next match",
-        Action::SearchPrev => "previous match",
-        Action::Theme(_) => "switch theme",
-        Action::Redraw => "redraw the screen",
-        Action::Sort => "sort by the next column",
-        Action::SortReverse => "reverse the sort order",
-        Action::Pin => "pin the run's curves into the metrics overlay",
-        Action::CycleChart => "next trials chart",
-        Action::CycleStateFilter => "show only trials in the next state",
-        Action::TogglePruned => "hide or show pruned trials everywhere",
-        Action::Mark => "mark the trial for the intermediate chart",
-        Action::NextParam => "slice chart: next param",
-        Action::PrevParam => "slice chart: previous param",
-    }
+    a.spec().help
 }
+
+/// The default keymap as a keymap file, made from the action table: `keymaps/default.toml` is this
+/// text (a test keeps them equal), so users copy lines from what the app actually binds.
+pub fn default_keymap_text() -> String {
+    let mut out = String::from(DEFAULT_HEADER);
+    for mode in Mode::ALL {
+        out.push_str(&format!("\n[{}]\n", mode.section()));
+        for spec in ACTIONS {
+            for (section, keys) in spec.keys {
+                if *section != mode.section() {
+                    continue;
+                }
+                let value = match spec.action {
+                    Action::FocusPane(_) => format!("{{ {} = {keys} }}", spec.name),
+                    _ => format!("\"{}\"", spec.name),
+                };
+                out.push_str(&format!("\"{keys}\" = {value}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The README's key table, made from the action table (a test keeps the README's copy equal): every
+/// action with its default keys (by pane where a pane binds it), its `:` command, and what it does.
+pub fn key_table_markdown() -> String {
+    let mut out = String::from("| keys | `:` command | what it does |\n|---|---|---|\n");
+    for spec in ACTIONS {
+        // Each key once, with the panes that bind it when it is not bound everywhere.
+        let mut by_key: Vec<(String, Vec<&str>)> = Vec::new();
+        for (section, k) in spec.keys {
+            let label = k
+                .parse::<KeySeq>()
+                .map_or_else(|_| k.to_string(), |s| s.label());
+            match by_key.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, sections)) => sections.push(section),
+                None => by_key.push((label, vec![section])),
+            }
+        }
+        let mut keys: Vec<String> = by_key
+            .iter()
+            .map(|(label, sections)| match sections.as_slice() {
+                ["normal"] => format!("`{label}`"),
+                s => format!("`{label}` ({})", s.join(", ")),
+            })
+            .collect();
+        if matches!(spec.action, Action::FocusPane(_)) {
+            keys = vec!["`1`–`5`".into()];
+        }
+        let command = match (spec.command, &spec.action) {
+            (false, _) => String::new(),
+            (true, Action::FocusPane(_)) => format!("`:{} N`", spec.name),
+            (true, Action::Theme(_)) => format!("`:{} NAME`", spec.name),
+            (true, _) => format!("`:{}`", spec.name),
+        };
+        let asks = if spec.destructive {
+            " (asks first)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "| {} | {command} | {}{asks} |\n",
+            keys.join(" "),
+            spec.help
+        ));
+    }
+    out
+}
+
+const DEFAULT_HEADER: &str = "# sortie's built-in keymap, made from the action table (src/tui/action.rs): edit that, then
+# run `UPDATE_KEYMAP=1 cargo test --lib keymap` to rewrite this file. Copy any line into
+# ~/.config/sortie/keymap.toml to change it: that file only overrides the keys it names, and
+# `\"key\" = \"none\"` unbinds one.
+#
+# Keys: `j`, `G`, `?`, `<C-p>` (Ctrl), `<A-x>` (Alt), `<S-Tab>` (Shift), `<Esc>`, `<Enter>`, `<Space>`,
+# `<Up>`, `<PageDown>`, `<F1>`... and sequences such as `gg` or `<C-w>l`.
+# Sections: [normal] everywhere; [runs] [jobs] [metrics] [logs] [trials] shadow [normal] while that pane
+# is focused; [confirm] answers a yes/no question.
+";
 
 /// [`describe`] with the argument filled in (`focus the Runs pane`).
 fn label(a: &Action) -> String {
@@ -681,21 +561,54 @@ mod tests {
     #[test]
     fn default_keymap_loads_cleanly() {
         let mut km = Keymap::empty();
-        let warnings = km.merge(&Source::new(DEFAULT_LABEL, DEFAULT_KEYMAP));
+        let warnings = km.merge(&Source::new(DEFAULT_LABEL, &default_keymap_text()));
         assert!(warnings.is_empty(), "{warnings:#?}");
         for mode in Mode::ALL {
             assert!(km.sections.contains_key(&mode));
         }
     }
 
+    /// The README's key table is the action table's; `UPDATE_KEYMAP=1` rewrites it between its markers.
     #[test]
-    fn action_names_match_serde() {
-        for a in SIMPLE_ACTIONS {
-            let name = action_name(a);
-            let back: Action = serde_json::from_value(name.into()).unwrap();
-            assert_eq!(&back, a);
-            assert!(!describe(a).is_empty());
+    fn readme_key_table_is_the_tables() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (start, end) = (
+            "<!-- keys: made from src/tui/action.rs -->\n",
+            "<!-- /keys -->",
+        );
+        let a = readme
+            .find(start)
+            .expect("README has the keys start marker")
+            + start.len();
+        let b = readme[a..]
+            .find(end)
+            .expect("README has the keys end marker")
+            + a;
+        let want = key_table_markdown();
+        if std::env::var_os("UPDATE_KEYMAP").is_some() {
+            std::fs::write(&path, format!("{}{want}{}", &readme[..a], &readme[b..])).unwrap();
+            return;
         }
+        assert!(
+            readme[a..b] == want,
+            "README's key table is out of date with the action table: run UPDATE_KEYMAP=1 cargo test --lib keymap"
+        );
+    }
+
+    /// `keymaps/default.toml` is what the table binds; `UPDATE_KEYMAP=1` rewrites it.
+    #[test]
+    fn keymaps_default_toml_is_the_tables_keymap() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("keymaps/default.toml");
+        let want = default_keymap_text();
+        if std::env::var_os("UPDATE_KEYMAP").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            have == want,
+            "keymaps/default.toml is out of date with the action table: run UPDATE_KEYMAP=1 cargo test --lib keymap"
+        );
     }
 
     #[test]

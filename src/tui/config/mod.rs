@@ -14,7 +14,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use keymap::{KeyBuffer, Keymap, Lookup, Mode, action_name, describe};
+pub use keymap::{KeyBuffer, Keymap, Lookup, Mode, default_keymap_text, describe};
 pub use keys::{Key, KeySeq};
 pub use settings::{ExecutorKind, NotifyEvent, Poll, Settings, Webhook};
 pub use theme::{ColorDepth, Theme};

@@ -24,33 +24,12 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 fn help_rows(app: &App, ctx: &ViewCtx) -> Vec<(String, String)> {
     use crate::tui::action::Action;
     use crate::tui::config::describe;
-    let first = [
-        Action::Cancel,
-        Action::Rerun,
-        Action::RerunDownstream,
-        Action::RetryFailed,
-        Action::Logs,
-        Action::Launch,
-        Action::Down,
-        Action::Up,
-        Action::Top,
-        Action::Bottom,
-        Action::Enter,
-        Action::Back,
-        Action::Finder,
-        Action::CommandMode,
-        Action::Filter,
-        Action::Quit,
-        Action::NextPane,
-        Action::PrevPane,
-        Action::Yank,
-        Action::Help,
-    ];
+    // The table lists actions in help order.
     let rank = |d: &str| {
-        first
+        crate::tui::action::ACTIONS
             .iter()
-            .position(|a| describe(a) == d)
-            .unwrap_or(first.len())
+            .position(|s| s.help == d)
+            .unwrap_or(usize::MAX)
     };
     // `1`…`5` take one row, not five.
     let focus = describe(&Action::FocusPane(1));
