@@ -1127,7 +1127,6 @@ fn command_line_switches_the_theme() {
         t.keys("t<Enter>");
         assert!(t.ui.app.overlay.is_none());
         assert_eq!(t.ui.config.theme.name(), "light");
-        assert_eq!(t.ui.app.theme_name, "light");
         assert_eq!(t.status(), "theme light");
         let light = t.render(w, h);
         // Same text (but the footer's status line), other colours.
@@ -1158,7 +1157,6 @@ fn command_line_errors_and_unknown_themes_keep_the_current_theme() {
     let mut t = harness();
     t.keys(":theme<Space>neon<Enter>");
     assert_eq!(t.ui.config.theme.name(), "dark");
-    assert_eq!(t.ui.app.theme_name, "dark");
     assert!(t.status().starts_with("✗"), "{}", t.status());
     assert!(t.status().contains("neon"), "{}", t.status());
     t.keys(":frob<Enter>");

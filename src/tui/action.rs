@@ -117,6 +117,8 @@ pub enum Action {
     PrevParam,
     /// Switch theme by name (`:theme light`).
     Theme(String),
+    /// A key typed into the `:` line, the filter, the search or the finder.
+    Edit(Edit),
     /// Redraw everything.
     Redraw,
 }
@@ -471,6 +473,12 @@ pub const ACTIONS: &[Spec] = &[
         &[("normal", "<C-l>")],
     ),
     key_only(spec(
+        Action::Edit(Edit::Enter),
+        "edit",
+        "type into the line or the finder",
+        &[],
+    )),
+    key_only(spec(
         Action::Confirm,
         "confirm",
         "yes",
@@ -522,6 +530,7 @@ impl Action {
             ));
         };
         match (&spec.action, arg) {
+            (Action::Edit(_), _) => Err(format!("`{name}` is typed text, not something to bind")),
             (Action::FocusPane(_), Some(Arg::Number(n))) => match u8::try_from(n) {
                 Ok(n @ 1..=5) => Ok(Action::FocusPane(n)),
                 _ => Err(format!("no pane {n}: panes are 1 to 5")),
@@ -560,6 +569,20 @@ impl Action {
             None => Err(format!("unknown command {cmd:?} (try :help)")),
         }
     }
+}
+
+/// Text entry, as the line and the finder see keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Edit {
+    Char(char),
+    Backspace,
+    /// Completes a `:` command.
+    Tab,
+    /// The finder's selection up / down.
+    Up,
+    Down,
+    Enter,
+    Esc,
 }
 
 /// An action's argument as a keymap file or the `:` line gives it.
@@ -650,7 +673,12 @@ mod tests {
             assert_eq!(s.action.spec(), s, "{}", s.name);
             assert_eq!(
                 Action::from_name(s.name, None).is_ok(),
-                !matches!(s.action, Action::FocusPane(_) | Action::Theme(_))
+                !matches!(
+                    s.action,
+                    Action::FocusPane(_) | Action::Theme(_) | Action::Edit(_)
+                ),
+                "{}",
+                s.name
             );
         }
     }
@@ -710,7 +738,8 @@ mod tests {
                 | Action::NextParam
                 | Action::PrevParam
                 | Action::Theme(_)
-                | Action::Redraw => a.clone(),
+                | Action::Redraw
+                | Action::Edit(_) => a.clone(),
             }
         };
         let all = [
@@ -764,6 +793,7 @@ mod tests {
             Action::PrevParam,
             Action::Theme("x".into()),
             Action::Redraw,
+            Action::Edit(Edit::Esc),
         ];
         assert_eq!(
             all.len(),

@@ -2,7 +2,7 @@
 //! changes it; effects that touch the world (request files, launching an engine, the clipboard) are
 //! returned to the event loop, which runs them off the UI thread.
 
-use super::action::{Action, Pane, complete_command};
+use super::action::{Action, Edit, Pane, complete_command};
 use super::data::{LogTail, Snapshot, Watch};
 use crate::index::StepRow;
 use crate::runlog::control::Request;
@@ -24,6 +24,8 @@ pub enum Effect {
     CancelJobs(Vec<String>),
     /// Copy text to the clipboard with OSC 52.
     Yank(String),
+    /// Load and switch to this theme (a file read: the event loop does it and reports back).
+    Theme(String),
     /// Tell the data thread what is on screen.
     Watch(Watch),
 }
@@ -128,7 +130,6 @@ pub struct App {
     /// Series (by legend label) the user hid from the metrics pane.
     pub hidden_series: BTreeSet<String>,
     pub cluster: bool,
-    pub theme_name: String,
     pub config_warnings: Vec<String>,
     /// Shown in the header.
     pub user: String,
@@ -219,7 +220,6 @@ impl App {
             pinned: Vec::new(),
             hidden_series: BTreeSet::new(),
             cluster: false,
-            theme_name: "dark".into(),
             config_warnings: Vec::new(),
             user: crate::util::user(),
             jobs: None,
@@ -770,8 +770,13 @@ impl App {
             Action::SearchNext | Action::SearchPrev => {
                 self.search_logs(action == Action::SearchNext);
             }
-            Action::Theme(name) => {
-                self.theme_name = name;
+            Action::Theme(name) => return vec![Effect::Theme(name)],
+            Action::Edit(e) => {
+                return match self.overlay {
+                    Some(Overlay::Input(_)) => self.input_key(e),
+                    Some(Overlay::Finder(_)) => self.finder_key(e),
+                    _ => Vec::new(),
+                };
             }
             Action::Sort if self.focus == Pane::Trials => {
                 let msg = self.trials.next_sort(&self.filter);
@@ -1022,7 +1027,7 @@ impl App {
     }
 
     /// Text typed into an input overlay. Returns effects when Enter submits it.
-    pub fn input_key(&mut self, key: InputKey) -> Vec<Effect> {
+    fn input_key(&mut self, key: Edit) -> Vec<Effect> {
         let Some(Overlay::Input(input)) = self.overlay.as_mut() else {
             return Vec::new();
         };
@@ -1030,11 +1035,12 @@ impl App {
             Input::Command(t) | Input::Filter(t) | Input::LaunchFile(t) | Input::LogSearch(t) => t,
         };
         match key {
-            InputKey::Char(c) => text.push(c),
-            InputKey::Backspace => {
+            Edit::Char(c) => text.push(c),
+            Edit::Backspace => {
                 text.pop();
             }
-            InputKey::Tab => {
+            Edit::Up | Edit::Down => {}
+            Edit::Tab => {
                 if let Input::Command(t) = input {
                     let c = complete_command(t);
                     if let [one] = c.as_slice() {
@@ -1044,10 +1050,10 @@ impl App {
                     }
                 }
             }
-            InputKey::Esc => {
+            Edit::Esc => {
                 self.overlay = None;
             }
-            InputKey::Enter => {
+            Edit::Enter => {
                 let input = match self.overlay.take() {
                     Some(Overlay::Input(i)) => i,
                     _ => return Vec::new(),
@@ -1101,25 +1107,26 @@ impl App {
 
 impl App {
     /// Keys while the finder is open.
-    pub fn finder_key(&mut self, key: FinderKey) -> Vec<Effect> {
+    fn finder_key(&mut self, key: Edit) -> Vec<Effect> {
         let Some(Overlay::Finder(f)) = self.overlay.as_mut() else {
             return Vec::new();
         };
         match key {
-            FinderKey::Char(c) => {
+            Edit::Char(c) => {
                 f.query.push(c);
                 f.rematch();
             }
-            FinderKey::Backspace => {
+            Edit::Backspace => {
                 f.query.pop();
                 f.rematch();
             }
-            FinderKey::Up => f.selected = f.selected.saturating_sub(1),
-            FinderKey::Down => {
+            Edit::Tab => {}
+            Edit::Up => f.selected = f.selected.saturating_sub(1),
+            Edit::Down => {
                 f.selected = (f.selected + 1).min(f.matches.len().saturating_sub(1));
             }
-            FinderKey::Esc => self.overlay = None,
-            FinderKey::Enter => {
+            Edit::Esc => self.overlay = None,
+            Edit::Enter => {
                 let item = f.selected_item().cloned();
                 self.overlay = None;
                 if let Some(item) = item {
@@ -1217,27 +1224,6 @@ impl App {
         }
         self.sync_watch()
     }
-}
-
-/// Keys while the finder is open.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum FinderKey {
-    Char(char),
-    Backspace,
-    Up,
-    Down,
-    Enter,
-    Esc,
-}
-
-/// Keys as text entry sees them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum InputKey {
-    Char(char),
-    Backspace,
-    Tab,
-    Enter,
-    Esc,
 }
 
 fn step_index(cur: usize, delta: isize, n: usize) -> usize {

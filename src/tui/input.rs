@@ -1,8 +1,8 @@
 //! From key presses to actions: overlays that take text get the keys first, then the keymap trie for the
 //! focused pane (with chords pending until they match, fail, or Esc cancels them).
 
-use super::action::Action;
-use super::app::{App, Effect, FinderKey, InputKey, Overlay};
+use super::action::{Action, Edit};
+use super::app::{App, Effect, Overlay};
 use super::config::{Key, KeyBuffer, Keymap, Lookup, Mode};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -15,43 +15,40 @@ pub struct KeyState {
 }
 
 pub fn handle_key(app: &mut App, keymap: &Keymap, st: &mut KeyState, ev: KeyEvent) -> Vec<Effect> {
-    match &app.overlay {
-        Some(Overlay::Input(_)) => {
-            let k = match ev.code {
-                KeyCode::Enter => InputKey::Enter,
-                KeyCode::Esc => InputKey::Esc,
-                KeyCode::Backspace => InputKey::Backspace,
-                KeyCode::Tab => InputKey::Tab,
-                KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
-                    InputKey::Char(c)
-                }
-                _ => return Vec::new(),
-            };
-            return app.input_key(k);
-        }
-        Some(Overlay::Finder(_)) => {
-            let k = match (ev.code, ev.modifiers.contains(KeyModifiers::CONTROL)) {
-                (KeyCode::Enter, _) => FinderKey::Enter,
-                (KeyCode::Esc, _) => FinderKey::Esc,
-                (KeyCode::Backspace, _) => FinderKey::Backspace,
-                (KeyCode::Up, _) | (KeyCode::Char('p' | 'k'), true) => FinderKey::Up,
-                (KeyCode::Down, _) | (KeyCode::Char('n' | 'j'), true) => FinderKey::Down,
-                (KeyCode::Char(c), false) => FinderKey::Char(c),
-                _ => return Vec::new(),
-            };
-            return app.finder_key(k);
-        }
-        Some(Overlay::Help) => {
-            // Any key closes help; the ones that mean something still act.
-            app.overlay = None;
-            if ev.code == KeyCode::Esc
-                || ev.code == KeyCode::Char('?')
-                || ev.code == KeyCode::Char('q')
-            {
-                return Vec::new();
+    // Overlays that take text get the keys first, as edits: the model changes only in `update`.
+    let edit = match &app.overlay {
+        Some(Overlay::Input(_)) => match ev.code {
+            KeyCode::Enter => Some(Edit::Enter),
+            KeyCode::Esc => Some(Edit::Esc),
+            KeyCode::Backspace => Some(Edit::Backspace),
+            KeyCode::Tab => Some(Edit::Tab),
+            KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                Some(Edit::Char(c))
             }
+            _ => return Vec::new(),
+        },
+        Some(Overlay::Finder(_)) => match (ev.code, ev.modifiers.contains(KeyModifiers::CONTROL)) {
+            (KeyCode::Enter, _) => Some(Edit::Enter),
+            (KeyCode::Esc, _) => Some(Edit::Esc),
+            (KeyCode::Backspace, _) => Some(Edit::Backspace),
+            (KeyCode::Up, _) | (KeyCode::Char('p' | 'k'), true) => Some(Edit::Up),
+            (KeyCode::Down, _) | (KeyCode::Char('n' | 'j'), true) => Some(Edit::Down),
+            (KeyCode::Char(c), false) => Some(Edit::Char(c)),
+            _ => return Vec::new(),
+        },
+        _ => None,
+    };
+    if let Some(e) = edit {
+        return app.update(Action::Edit(e));
+    }
+    let mut effects = Vec::new();
+    if matches!(app.overlay, Some(Overlay::Help)) {
+        // Any key closes help; the ones that mean something still act.
+        effects = app.update(Action::Back);
+        if ev.code == KeyCode::Esc || ev.code == KeyCode::Char('?') || ev.code == KeyCode::Char('q')
+        {
+            return effects;
         }
-        _ => {}
     }
     let mode = if matches!(app.overlay, Some(Overlay::Confirm(_))) {
         Mode::Confirm
@@ -64,17 +61,18 @@ pub fn handle_key(app: &mut App, keymap: &Keymap, st: &mut KeyState, ev: KeyEven
             st.hints.clear();
             // In a confirmation only yes/no mean anything: nothing else slips through.
             if mode == Mode::Confirm && !matches!(a, Action::Confirm | Action::Deny) {
-                return Vec::new();
+                return effects;
             }
-            app.update(a)
+            effects.extend(app.update(a));
+            effects
         }
         Lookup::Pending(h) => {
             st.hints = h.into_iter().map(|(k, d)| (k.label(), d)).collect();
-            Vec::new()
+            effects
         }
         Lookup::Cancelled | Lookup::NotFound => {
             st.hints.clear();
-            Vec::new()
+            effects
         }
     }
 }

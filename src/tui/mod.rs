@@ -76,7 +76,6 @@ impl Ui {
             heartbeat_grace_s: config.settings.trials.heartbeat_grace.as_secs_f64(),
             unchanged_s: config.settings.trials.stale_after.as_secs_f64(),
         };
-        app.theme_name = config.settings.theme.clone();
         app.config_warnings = config.warnings.clone();
         (
             Ui {
@@ -156,9 +155,6 @@ impl Ui {
                 Vec::new()
             }
         };
-        if let Some(name) = self.theme_switch() {
-            self.app.set_status(name);
-        }
         self.run_effects(effects);
         true
     }
@@ -235,24 +231,17 @@ impl Ui {
     }
 
     /// `:theme NAME` switches live; an unknown name keeps the current theme and says why.
-    fn theme_switch(&mut self) -> Option<String> {
-        if self.app.theme_name == self.config.theme.name() {
-            return None;
-        }
-        let wanted = self.app.theme_name.clone();
+    fn switch_theme(&mut self, wanted: &str) {
         match config::Theme::load(
-            &wanted,
+            wanted,
             self.config.dir.as_deref(),
             self.config.theme.depth(),
         ) {
             Ok(t) => {
                 self.config.theme = t;
-                Some(format!("theme {wanted}"))
+                self.app.set_status(format!("theme {wanted}"));
             }
-            Err(e) => {
-                self.app.theme_name = self.config.theme.name().to_string();
-                Some(format!("✗ {e}"))
-            }
+            Err(e) => self.app.set_status(format!("✗ {e}")),
         }
     }
 
@@ -264,6 +253,7 @@ impl Ui {
                         let _ = tx.send(w);
                     }
                 }
+                Effect::Theme(name) => self.switch_theme(&name),
                 Effect::Yank(text) => {
                     let _ = std::io::stdout().write_all(osc52(&text).as_bytes());
                     let _ = std::io::stdout().flush();

@@ -454,7 +454,8 @@ pub fn default_keymap_text() -> String {
 /// action with its default keys (by pane where a pane binds it), its `:` command, and what it does.
 pub fn key_table_markdown() -> String {
     let mut out = String::from("| keys | `:` command | what it does |\n|---|---|---|\n");
-    for spec in ACTIONS {
+    // Typed text (`edit`) has neither a key nor a command: nothing to list.
+    for spec in ACTIONS.iter().filter(|s| s.command || !s.keys.is_empty()) {
         // Each key once, with the panes that bind it when it is not bound everywhere.
         let mut by_key: Vec<(String, Vec<&str>)> = Vec::new();
         for (section, k) in spec.keys {
