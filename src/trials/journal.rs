@@ -17,6 +17,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How much of the file one read takes at a time.
+const READ_PIECE: u64 = 4 << 20;
+
 #[derive(Default)]
 struct Replay {
     /// Live studies by id, each holding its trials in number order.
@@ -40,6 +43,8 @@ pub struct JournalReader {
     ident: Option<(u64, u64)>,
     replay: Replay,
     warnings: Vec<String>,
+    /// How much of the file one read takes at a time (smaller in tests).
+    piece: u64,
 }
 
 /// Whether a file's first line reads as a journal operation.
@@ -72,13 +77,15 @@ impl JournalReader {
             ident: None,
             replay: Replay::default(),
             warnings: Vec::new(),
+            piece: READ_PIECE,
         })
     }
 
     /// Applies the lines appended since the last read. Returns whether anything was applied.
     pub fn read_new(&mut self) -> Result<bool, String> {
         use std::os::unix::fs::MetadataExt;
-        let err = |e: std::io::Error| format!("{}: {e}", self.path.display());
+        let path = self.path.clone();
+        let err = |e: std::io::Error| format!("{}: {e}", path.display());
         let mut f = std::fs::File::open(&self.path).map_err(err)?;
         let meta = f.metadata().map_err(err)?;
         let ident = (meta.dev(), meta.ino());
@@ -93,15 +100,29 @@ impl JournalReader {
             self.replay = Replay::default();
         }
         self.ident = Some(ident);
-        if meta.len() == self.offset {
-            return Ok(false);
+        // In pieces, so a first read of a big journal holds a piece, not the whole file, beside the
+        // studies; each piece starts at the first line not applied yet.
+        let end = meta.len();
+        let mut piece = self.piece;
+        let mut buf = Vec::new();
+        let mut applied = false;
+        while self.offset < end {
+            let from = self.offset;
+            let n = (end - from).min(piece);
+            f.seek(SeekFrom::Start(from)).map_err(err)?;
+            buf.clear();
+            (&mut f).take(n).read_to_end(&mut buf).map_err(err)?;
+            applied |= self.consume(&buf);
+            if self.offset == from {
+                // No whole line in the piece (or only one held back): a longer piece, unless this was
+                // the rest of the file.
+                if n == end - from {
+                    break;
+                }
+                piece = piece.saturating_mul(2);
+            }
         }
-        f.seek(SeekFrom::Start(self.offset)).map_err(err)?;
-        let mut buf = Vec::with_capacity((meta.len() - self.offset) as usize);
-        f.take(meta.len() - self.offset)
-            .read_to_end(&mut buf)
-            .map_err(err)?;
-        Ok(self.consume(&buf))
+        Ok(applied)
     }
 
     /// Applies the complete lines of `buf`, the bytes of the file from the saved offset on, and moves
@@ -202,6 +223,7 @@ pub fn replay_bytes(data: &[u8], first: usize) -> (Vec<Study>, Vec<String>, u64)
         ident: None,
         replay: Replay::default(),
         warnings: Vec::new(),
+        piece: READ_PIECE,
     };
     r.consume(&data[..first.min(data.len())]);
     let at = usize::try_from(r.offset)
@@ -572,6 +594,24 @@ mod tests {
         ]);
         assert_eq!(studies[0].trials[0].params.get("opt").unwrap(), "adam");
         assert!(studies[0].trials[1].params.is_empty());
+    }
+
+    #[test]
+    fn a_read_in_small_pieces_equals_one_read() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/optuna/v5.journal");
+        let data = std::fs::read(&path).unwrap();
+        let mut r = JournalReader::open(&path).unwrap();
+        // Shorter than most lines: each piece grows until a line fits.
+        r.piece = 100;
+        let (studies, warnings) = load(&mut r);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(r.offset, data.len() as u64);
+        let json = |s: &[Study]| -> Vec<Value> {
+            s.iter()
+                .map(|s| crate::trials::report::study_json("", s, &s.trials))
+                .collect()
+        };
+        assert_eq!(json(&studies), json(&replay_bytes(&data, data.len()).0));
     }
 
     #[test]
