@@ -236,6 +236,9 @@ fn a_snapshot_shares_the_trials_and_a_later_change_copies_only_the_changed_one()
     std::io::Write::write_all(&mut f, format!("{report}\n").as_bytes()).unwrap();
     assert!(s.refresh().unwrap());
     assert_eq!(shared(&snap[0], s.studies()[0]), [true, false]);
-    assert!(snap[0].trials[1].intermediate.is_empty(), "the snapshot kept its trial");
+    assert!(
+        snap[0].trials[1].intermediate.is_empty(),
+        "the snapshot kept its trial"
+    );
     assert_eq!(s.studies()[0].trials[1].intermediate.get(0), Some(0.5));
 }

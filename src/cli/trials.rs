@@ -80,9 +80,7 @@ pub fn trials(a: TrialsArgs) -> Result<i32> {
     if a.json {
         let doc: Vec<serde_json::Value> = studies
             .iter()
-            .map(|(src, s)| {
-                report::study_json(src, s, &chosen(s, a.best))
-            })
+            .map(|(src, s)| report::study_json(src, s, &chosen(s, a.best)))
             .collect();
         say!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(EXIT_OK);

@@ -320,7 +320,9 @@ impl Replay {
         self.updatable(op)?;
         let id = usize::try_from(int(op, "trial_id")?).ok()?;
         let &(sid, pos) = self.trial_loc.get(id)?;
-        Some(Arc::make_mut(self.studies.get_mut(&sid)?.trials.get_mut(pos)?))
+        Some(Arc::make_mut(
+            self.studies.get_mut(&sid)?.trials.get_mut(pos)?,
+        ))
     }
 
     fn apply(&mut self, op: &Value) {
@@ -450,7 +452,11 @@ impl Replay {
                 if self.updatable(op).is_none() {
                     return;
                 }
-                let key = if code == 8 { "user_attr" } else { "system_attr" };
+                let key = if code == 8 {
+                    "user_attr"
+                } else {
+                    "system_attr"
+                };
                 let pairs = self.trial_attrs(op.get(key));
                 if let Some(t) = self.update(op) {
                     if code == 8 {

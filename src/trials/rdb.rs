@@ -386,7 +386,12 @@ impl RdbReader {
                 "SELECT trial_id, value, {kind} FROM trial_values WHERE {filter} \
                  ORDER BY trial_id, objective"
             ),
-            |r| Ok((r.get(0)?, typed_value(r.get(1)?, r.get_ref(2)?.as_str_or_null()?))),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    typed_value(r.get(1)?, r.get_ref(2)?.as_str_or_null()?),
+                ))
+            },
             |id, run| {
                 if let Some(t) = batch.get(id) {
                     t.values = t.values.iter().copied().chain(run.drain(..)).collect();

@@ -154,10 +154,12 @@ fn evenly(pairs: &[(i64, f64)]) -> Option<Repr> {
         [a, b, ..] => b.0.checked_sub(a.0)?,
         _ => 1,
     };
-    let on_grid = pairs
-        .iter()
-        .enumerate()
-        .all(|(i, p)| (i as i64).checked_mul(stride).and_then(|o| first.checked_add(o)) == Some(p.0));
+    let on_grid = pairs.iter().enumerate().all(|(i, p)| {
+        (i as i64)
+            .checked_mul(stride)
+            .and_then(|o| first.checked_add(o))
+            == Some(p.0)
+    });
     on_grid.then(|| Repr::Even {
         first,
         stride,
@@ -216,7 +218,9 @@ mod tests {
         assert!(!is_even(&m));
         assert_eq!(m.get(35), Some(1.0));
         assert_eq!(m.len(), 11);
-        let c: Intermediate = [(2, 1.0), (0, 0.0), (4, 2.0), (2, 3.0)].into_iter().collect();
+        let c: Intermediate = [(2, 1.0), (0, 0.0), (4, 2.0), (2, 3.0)]
+            .into_iter()
+            .collect();
         assert!(is_even(&c));
         assert_eq!(c.iter().collect::<Vec<_>>(), [(0, 0.0), (2, 3.0), (4, 2.0)]);
     }

@@ -39,8 +39,7 @@ impl Interner {
             name: name.into(),
             distribution: json.and_then(|j| distribution::decode(j).ok()),
         });
-        self.spaces
-            .insert(self.key.as_str().into(), space.clone());
+        self.spaces.insert(self.key.as_str().into(), space.clone());
         space
     }
 
