@@ -1,7 +1,7 @@
 //! `sortie trials`: the Optuna studies in a storage file or a folder of them, as a leaderboard or JSON.
 
 use super::EXIT_OK;
-use crate::trials::{Storage, Study, TimeBasis, discover, report};
+use crate::trials::{Storage, Study, TimeBasis, Trial, discover, report};
 use crate::util::user_error;
 use clap::{Args, ValueEnum};
 use color_eyre::eyre::Result;
@@ -77,26 +77,10 @@ pub fn trials(a: TrialsArgs) -> Result<i32> {
             )));
         }
     }
-    let chosen = |s: &Study| -> Vec<usize> {
-        let picked: Vec<i64> = if a.best {
-            report::best_trials(s).iter().map(|t| t.id).collect()
-        } else {
-            s.trials.iter().map(|t| t.id).collect()
-        };
-        s.trials
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| picked.contains(&t.id))
-            .map(|(i, _)| i)
-            .collect()
-    };
     if a.json {
         let doc: Vec<serde_json::Value> = studies
             .iter()
-            .map(|(src, s)| {
-                let ts: Vec<_> = chosen(s).into_iter().map(|i| &s.trials[i]).collect();
-                report::study_json(src, s, &ts)
-            })
+            .map(|(src, s)| report::study_json(src, s, &chosen(s, a.best)))
             .collect();
         say!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(EXIT_OK);
@@ -108,12 +92,20 @@ pub fn trials(a: TrialsArgs) -> Result<i32> {
         if i > 0 {
             say!("");
         }
-        let ts: Vec<_> = chosen(s).into_iter().map(|i| &s.trials[i]).collect();
-        for line in report::table(src, s, &ts) {
+        for line in report::table(src, s, &chosen(s, a.best)) {
             say!("{line}");
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The trials to list: all, or the best ones; both in number order.
+fn chosen(s: &Study, best: bool) -> Vec<&Trial> {
+    if best {
+        report::best_trials(s)
+    } else {
+        s.trials.iter().map(|t| &**t).collect()
+    }
 }
 
 fn display(p: &Path) -> String {

@@ -22,11 +22,12 @@ pub fn ped_anova(study: &Study) -> Option<Vec<(String, f64)>> {
     let complete: Vec<&Trial> = study
         .trials
         .iter()
+        .map(|t| &**t)
         .filter(|t| t.state == TrialState::Complete)
         .collect();
     let params: BTreeSet<&str> = complete
         .iter()
-        .flat_map(|t| t.distributions.keys().map(String::as_str))
+        .flat_map(|t| t.params.distributions().map(|(name, _)| name))
         .collect();
     if params.is_empty() {
         return None;
@@ -68,7 +69,7 @@ fn param_importance(name: &str, trials: &[&Trial], top: &[bool], n_top: usize) -
     // Regimes: trials grouped by the distribution they drew this param from (none counts as one).
     let mut regimes: Vec<(Option<&Distribution>, Vec<usize>)> = Vec::new();
     for (i, t) in trials.iter().enumerate() {
-        let d = t.distributions.get(name);
+        let d = t.params.distribution(name);
         match regimes.iter_mut().find(|(r, _)| *r == d) {
             Some((_, v)) => v.push(i),
             None => regimes.push((d, vec![i])),
@@ -232,7 +233,8 @@ fn grid_counts(name: &str, d: &Distribution, trials: &[&Trial]) -> Vec<usize> {
             for t in trials {
                 if let Some(i) = t
                     .params
-                    .get(name)
+                    .internal(name)
+                    .and_then(|x| d.choice(x))
                     .and_then(|v| choices.iter().position(|c| c == v))
                 {
                     counts[i] += 1;
@@ -282,7 +284,7 @@ fn numeric_counts(
     let step = (hi - lo) / (n.max(2) - 1) as f64;
     let mut counts = vec![0; n.max(1)];
     for t in trials {
-        let Some(v) = t.params.get(name).and_then(serde_json::Value::as_f64) else {
+        let Some(v) = t.params.get(name).and_then(|v| v.as_f64()) else {
             continue;
         };
         // Midpoint ties go to the lower cell, as Optuna's grid does.

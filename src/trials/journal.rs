@@ -8,13 +8,17 @@
 //! line number and read on. A last line without its newline, or a last line that does not parse yet, is
 //! left for the next read.
 
-use super::model::{Direction, Distribution, Study, Trial, TrialState};
-use super::{Loaded, TimeBasis, distribution, pyjson};
+use super::model::{Attrs, Direction, Interner, ParamSpace, Study, Trial, TrialState};
+use super::{TimeBasis, pyjson};
 use indexmap::IndexMap;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How much of the file one read takes at a time.
+const READ_PIECE: u64 = 4 << 20;
 
 #[derive(Default)]
 struct Replay {
@@ -24,10 +28,10 @@ struct Replay {
     /// Every trial ever created, by id (the index): its study and its place in that study's trials.
     /// Trials of a deleted study keep their ids, as in Optuna.
     trial_loc: Vec<(i64, usize)>,
-    /// Parsed distributions by their JSON text (thousands of trials share a handful).
-    dists: HashMap<String, Option<Distribution>>,
+    /// Param spaces and attribute keys, shared by the trials (thousands of trials share a handful).
+    interner: Interner,
     /// A distribution each param of a study already has: a new one must be compatible with it.
-    first: HashMap<(i64, String), Distribution>,
+    first: HashMap<(i64, Box<str>), Arc<ParamSpace>>,
 }
 
 pub struct JournalReader {
@@ -39,6 +43,8 @@ pub struct JournalReader {
     ident: Option<(u64, u64)>,
     replay: Replay,
     warnings: Vec<String>,
+    /// How much of the file one read takes at a time (smaller in tests).
+    piece: u64,
 }
 
 /// Whether a file's first line reads as a journal operation.
@@ -71,13 +77,15 @@ impl JournalReader {
             ident: None,
             replay: Replay::default(),
             warnings: Vec::new(),
+            piece: READ_PIECE,
         })
     }
 
     /// Applies the lines appended since the last read. Returns whether anything was applied.
     pub fn read_new(&mut self) -> Result<bool, String> {
         use std::os::unix::fs::MetadataExt;
-        let err = |e: std::io::Error| format!("{}: {e}", self.path.display());
+        let path = self.path.clone();
+        let err = |e: std::io::Error| format!("{}: {e}", path.display());
         let mut f = std::fs::File::open(&self.path).map_err(err)?;
         let meta = f.metadata().map_err(err)?;
         let ident = (meta.dev(), meta.ino());
@@ -92,15 +100,29 @@ impl JournalReader {
             self.replay = Replay::default();
         }
         self.ident = Some(ident);
-        if meta.len() == self.offset {
-            return Ok(false);
+        // In pieces, so a first read of a big journal holds a piece, not the whole file, beside the
+        // studies; each piece starts at the first line not applied yet.
+        let end = meta.len();
+        let mut piece = self.piece;
+        let mut buf = Vec::new();
+        let mut applied = false;
+        while self.offset < end {
+            let from = self.offset;
+            let n = (end - from).min(piece);
+            f.seek(SeekFrom::Start(from)).map_err(err)?;
+            buf.clear();
+            (&mut f).take(n).read_to_end(&mut buf).map_err(err)?;
+            applied |= self.consume(&buf);
+            if self.offset == from {
+                // No whole line in the piece (or only one held back): a longer piece, unless this was
+                // the rest of the file.
+                if n == end - from {
+                    break;
+                }
+                piece = piece.saturating_mul(2);
+            }
         }
-        f.seek(SeekFrom::Start(self.offset)).map_err(err)?;
-        let mut buf = Vec::with_capacity((meta.len() - self.offset) as usize);
-        f.take(meta.len() - self.offset)
-            .read_to_end(&mut buf)
-            .map_err(err)?;
-        Ok(self.consume(&buf))
+        Ok(applied)
     }
 
     /// Applies the complete lines of `buf`, the bytes of the file from the saved offset on, and moves
@@ -180,19 +202,6 @@ impl JournalReader {
         }
     }
 
-    /// The studies as the lines read so far leave them, and the warnings since the last call.
-    pub fn load(&mut self) -> Result<Loaded, String> {
-        self.read_new()?;
-        Ok(self.snapshot())
-    }
-
-    pub fn snapshot(&mut self) -> Loaded {
-        Loaded {
-            studies: self.studies().into_iter().cloned().collect(),
-            warnings: self.take_warnings(),
-        }
-    }
-
     /// The studies as the lines read so far leave them.
     pub fn studies(&self) -> Vec<&Study> {
         self.replay.studies.values().collect()
@@ -214,6 +223,7 @@ pub fn replay_bytes(data: &[u8], first: usize) -> (Vec<Study>, Vec<String>, u64)
         ident: None,
         replay: Replay::default(),
         warnings: Vec::new(),
+        piece: READ_PIECE,
     };
     r.consume(&data[..first.min(data.len())]);
     let at = usize::try_from(r.offset)
@@ -260,10 +270,17 @@ fn time(v: &Value, k: &str) -> Option<f64> {
     TimeBasis::Local.iso(v.get(k)?.as_str()?)
 }
 
+/// Study attributes of an operation.
 fn attrs(v: Option<&Value>) -> IndexMap<String, Value> {
     v.and_then(Value::as_object)
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default()
+}
+
+fn attrs_of(pairs: Vec<(Arc<str>, Value)>) -> Attrs {
+    let mut a = Attrs::default();
+    a.extend(pairs);
+    a
 }
 
 fn values(v: Option<&Value>) -> Option<Vec<f64>> {
@@ -279,20 +296,33 @@ fn values(v: Option<&Value>) -> Option<Vec<f64>> {
 }
 
 impl Replay {
-    fn distribution(&mut self, json: &str) -> Option<Distribution> {
-        self.dists
-            .entry(json.to_string())
-            .or_insert_with_key(|j| distribution::decode(j).ok())
-            .clone()
+    /// A trial attribute operation's pairs, with shared keys.
+    fn trial_attrs(&mut self, v: Option<&Value>) -> Vec<(Arc<str>, Value)> {
+        let Some(m) = v.and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        m.iter()
+            .map(|(k, v)| (self.interner.key(k), v.clone()))
+            .collect()
     }
 
     /// The trial an operation names, with its study id, if it exists (in a live study) and is not
-    /// finished.
-    fn updatable(&mut self, op: &Value) -> Option<(i64, &mut Trial)> {
+    /// finished: only then may it change.
+    fn updatable(&self, op: &Value) -> Option<(i64, &Trial)> {
         let id = usize::try_from(int(op, "trial_id")?).ok()?;
         let &(sid, pos) = self.trial_loc.get(id)?;
-        let t = self.studies.get_mut(&sid)?.trials.get_mut(pos)?;
-        (!t.state.is_finished()).then_some((sid, t))
+        let t = self.studies.get(&sid)?.trials.get(pos)?;
+        (!t.state.is_finished()).then_some((sid, &**t))
+    }
+
+    /// The same trial, to change: copied first if a snapshot still holds it.
+    fn update(&mut self, op: &Value) -> Option<&mut Trial> {
+        self.updatable(op)?;
+        let id = usize::try_from(int(op, "trial_id")?).ok()?;
+        let &(sid, pos) = self.trial_loc.get(id)?;
+        Some(Arc::make_mut(
+            self.studies.get_mut(&sid)?.trials.get_mut(pos)?,
+        ))
     }
 
     fn apply(&mut self, op: &Value) {
@@ -363,7 +393,8 @@ impl Replay {
                 ) else {
                     return;
                 };
-                let Some(d) = self.distribution(json) else {
+                let space = self.interner.space(name, Some(json));
+                let Some(d) = &space.distribution else {
                     return;
                 };
                 // Optuna drops a param whose distribution clashes with an earlier trial's of the study.
@@ -371,20 +402,18 @@ impl Replay {
                     return;
                 };
                 // Compatibility is an equivalence (same kind, same choices), so any earlier one will do.
-                match self.first.get(&(sid, name.to_string())) {
-                    Some(prev) if !prev.compatible(&d) => return,
+                match self.first.get(&(sid, name.into())) {
+                    Some(prev) if !prev.distribution.as_ref().is_some_and(|p| p.compatible(d)) => {
+                        return;
+                    }
                     Some(_) => {}
                     None => {
-                        self.first.insert((sid, name.to_string()), d.clone());
+                        self.first.insert((sid, name.into()), space.clone());
                     }
                 }
-                let Some((_, t)) = self.updatable(op) else {
-                    return;
-                };
-                if let Some(v) = d.external(internal) {
-                    t.params.insert(name.to_string(), v);
+                if let Some(t) = self.update(op) {
+                    t.params.set(space, internal);
                 }
-                t.distributions.insert(name.to_string(), d);
             }
             6 => {
                 let Some(state) = int(op, "state").and_then(TrialState::from_code) else {
@@ -396,6 +425,9 @@ impl Replay {
                 if state == TrialState::Running && t.state == TrialState::Running {
                     return;
                 }
+                let Some(t) = self.update(op) else {
+                    return;
+                };
                 if state == TrialState::Running {
                     t.start = time(op, "datetime_start");
                 }
@@ -404,26 +436,35 @@ impl Replay {
                 }
                 t.state = state;
                 if let Some(v) = values(op.get("values")) {
-                    t.values = v;
+                    t.values = v.into_boxed_slice();
                 }
             }
             7 => {
                 if let (Some(step), Some(v)) = (
                     int(op, "step"),
                     op.get("intermediate_value").and_then(pyjson::number),
-                ) && let Some((_, t)) = self.updatable(op)
+                ) && let Some(t) = self.update(op)
                 {
                     t.intermediate.insert(step, v);
                 }
             }
             8 | 9 => {
-                let Some((_, t)) = self.updatable(op) else {
+                if self.updatable(op).is_none() {
                     return;
-                };
-                if code == 8 {
-                    t.user_attrs.extend(attrs(op.get("user_attr")));
+                }
+                let key = if code == 8 {
+                    "user_attr"
                 } else {
-                    t.system_attrs.extend(attrs(op.get("system_attr")));
+                    "system_attr"
+                };
+                let pairs = self.trial_attrs(op.get(key));
+                if let Some(t) = self.update(op) {
+                    if code == 8 {
+                        &mut t.user_attrs
+                    } else {
+                        &mut t.system_attrs
+                    }
+                    .extend(pairs);
                 }
             }
             // 10 (DISCARD_TRIALS) is written only by rustuna, and Optuna itself skips it; so do we.
@@ -443,42 +484,40 @@ impl Replay {
         let mut t = Trial::new(id, number, state);
         t.start = time(op, "datetime_start");
         t.end = time(op, "datetime_complete");
+        // A param counts with its distribution and its value both (Optuna's trial has both or neither).
+        let params = op.get("params").and_then(Value::as_object);
+        let mut spaces = Vec::new();
         if let Some(ds) = op.get("distributions").and_then(Value::as_object) {
             for (k, json) in ds {
-                if let Some(d) = json.as_str().and_then(|j| self.distribution(j)) {
-                    t.distributions.insert(k.clone(), d);
+                let Some(json) = json.as_str() else { continue };
+                let space = self.interner.space(k, Some(json));
+                if space.distribution.is_none() {
+                    continue;
+                }
+                self.first
+                    .entry((sid, k.as_str().into()))
+                    .or_insert_with(|| space.clone());
+                if let Some(x) = params.and_then(|p| p.get(k)).and_then(pyjson::number) {
+                    spaces.push((space, x));
                 }
             }
         }
-        for (k, d) in &t.distributions {
-            self.first
-                .entry((sid, k.clone()))
-                .or_insert_with(|| d.clone());
-        }
-        if let Some(ps) = op.get("params").and_then(Value::as_object) {
-            for (k, v) in ps {
-                if let (Some(d), Some(x)) = (t.distributions.get(k), pyjson::number(v))
-                    && let Some(ext) = d.external(x)
-                {
-                    t.params.insert(k.clone(), ext);
-                }
-            }
-        }
-        t.user_attrs = attrs(op.get("user_attrs"));
-        t.system_attrs = attrs(op.get("system_attrs"));
+        t.params.extend(spaces);
+        t.user_attrs = attrs_of(self.trial_attrs(op.get("user_attrs")));
+        t.system_attrs = attrs_of(self.trial_attrs(op.get("system_attrs")));
         t.values = values(op.get("values"))
             .or_else(|| values(op.get("value")))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_boxed_slice();
         if let Some(iv) = op.get("intermediate_values").and_then(Value::as_object) {
-            for (k, v) in iv {
-                if let (Ok(step), Some(x)) = (k.parse(), pyjson::number(v)) {
-                    t.intermediate.insert(step, x);
-                }
-            }
+            t.intermediate = iv
+                .iter()
+                .filter_map(|(k, v)| Some((k.parse().ok()?, pyjson::number(v)?)))
+                .collect();
         }
         if let Some(s) = self.studies.get_mut(&sid) {
             self.trial_loc.push((sid, s.trials.len()));
-            s.trials.push(t);
+            s.trials.push(Arc::new(t));
         }
     }
 }
@@ -488,11 +527,15 @@ mod tests {
     use super::*;
 
     fn replay(lines: &[&str]) -> Vec<Study> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.log");
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let mut r = JournalReader::open(&path).unwrap();
-        r.load().unwrap().studies
+        let text = lines.join("\n") + "\n";
+        replay_bytes(text.as_bytes(), text.len()).0
+    }
+
+    /// The studies after reading what was appended, and the warnings.
+    fn load(r: &mut JournalReader) -> (Vec<Study>, Vec<String>) {
+        r.read_new().unwrap();
+        let studies = r.studies().into_iter().cloned().collect();
+        (studies, r.take_warnings())
     }
 
     #[test]
@@ -532,10 +575,10 @@ mod tests {
         ]);
         let t = &studies[0].trials[0];
         assert_eq!(t.state, TrialState::Complete);
-        assert_eq!(t.values, [f64::NEG_INFINITY]);
+        assert_eq!(*t.values, [f64::NEG_INFINITY]);
         assert_eq!(t.start, Some(1767225600.0));
         assert_eq!(t.duration(), Some(60.0));
-        assert!(t.intermediate[&3].is_nan());
+        assert!(t.intermediate.get(3).unwrap().is_nan());
         assert!(t.user_attrs.is_empty());
     }
 
@@ -555,8 +598,26 @@ mod tests {
             &first,
             &clash,
         ]);
-        assert_eq!(studies[0].trials[0].params["opt"], "adam");
+        assert_eq!(studies[0].trials[0].params.get("opt").unwrap(), "adam");
         assert!(studies[0].trials[1].params.is_empty());
+    }
+
+    #[test]
+    fn a_read_in_small_pieces_equals_one_read() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/optuna/v5.journal");
+        let data = std::fs::read(&path).unwrap();
+        let mut r = JournalReader::open(&path).unwrap();
+        // Shorter than most lines: each piece grows until a line fits.
+        r.piece = 100;
+        let (studies, warnings) = load(&mut r);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(r.offset, data.len() as u64);
+        let json = |s: &[Study]| -> Vec<Value> {
+            s.iter()
+                .map(|s| crate::trials::report::study_json("", s, &s.trials))
+                .collect()
+        };
+        assert_eq!(json(&studies), json(&replay_bytes(&data, data.len()).0));
     }
 
     #[test]
@@ -567,22 +628,22 @@ mod tests {
         let trial = r#"{"op_code":4,"worker_id":"w","study_id":0,"datetime_start":null}"#;
         std::fs::write(&path, format!("{create}\n{trial}\n")).unwrap();
         let mut r = JournalReader::open(&path).unwrap();
-        assert_eq!(r.load().unwrap().studies[0].trials.len(), 1);
+        assert_eq!(load(&mut r).0[0].trials.len(), 1);
         assert!(!r.read_new().unwrap(), "nothing new");
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
         std::io::Write::write_all(&mut f, format!("{trial}\n{}", &trial[..10]).as_bytes()).unwrap();
-        assert_eq!(r.load().unwrap().studies[0].trials.len(), 2);
+        assert_eq!(load(&mut r).0[0].trials.len(), 2);
         std::io::Write::write_all(&mut f, format!("{}\n", &trial[10..]).as_bytes()).unwrap();
-        assert_eq!(r.load().unwrap().studies[0].trials.len(), 3);
+        assert_eq!(load(&mut r).0[0].trials.len(), 3);
         // Replaced by a new study file (a new inode): read again from the start, and say so.
         let tmp = dir.path().join("new");
         std::fs::write(&tmp, format!("{create}\n")).unwrap();
         std::fs::rename(&tmp, &path).unwrap();
-        let l = r.load().unwrap();
-        assert!(l.studies[0].trials.is_empty());
-        assert!(l.warnings[0].contains("replaced"), "{:?}", l.warnings);
+        let (studies, warnings) = load(&mut r);
+        assert!(studies[0].trials.is_empty());
+        assert!(warnings[0].contains("replaced"), "{warnings:?}");
     }
 }

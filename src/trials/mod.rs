@@ -11,7 +11,9 @@ pub mod pyjson;
 pub mod rdb;
 pub mod report;
 
-pub use model::{Direction, Distribution, Study, Trial, TrialState};
+pub use model::{
+    Attrs, Direction, Distribution, Intermediate, ParamSpace, Params, Study, Trial, TrialState,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -92,12 +94,13 @@ impl Storage {
         journal::JournalReader::open(&path).map(|j| Storage::Journal(Box::new(j)))
     }
 
-    /// Everything the storage holds now, copied out.
+    /// Everything the storage holds now (sharing the trials with the reader), and the warnings.
     pub fn load(&mut self) -> Result<Loaded, String> {
-        match self {
-            Storage::Rdb(r) => r.load(),
-            Storage::Journal(j) => j.load(),
-        }
+        self.refresh()?;
+        Ok(Loaded {
+            studies: self.snapshot(),
+            warnings: self.take_warnings(),
+        })
     }
 
     /// Reads what changed since the last refresh (cheaply nothing when nothing did). Returns whether the
@@ -115,6 +118,12 @@ impl Storage {
             Storage::Rdb(r) => r.studies().iter().collect(),
             Storage::Journal(j) => j.studies(),
         }
+    }
+
+    /// The studies as the last refresh left them, for another thread: the trials are shared, not
+    /// copied (a pointer each), and a later refresh leaves them as they are.
+    pub fn snapshot(&self) -> Vec<Study> {
+        self.studies().into_iter().cloned().collect()
     }
 
     /// What was odd about the file since the last call: reported once, never fatal.

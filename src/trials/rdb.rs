@@ -3,12 +3,13 @@
 //! lock blocks a writer's commit), one short read transaction per load, and a cheap change check
 //! (`PRAGMA data_version` and the file's size and mtime) before any real read.
 
-use super::model::{Direction, Distribution, Study, Trial, TrialState};
-use super::{Loaded, TimeBasis, distribution, pyjson};
+use super::model::{Direction, Interner, Study, Trial, TrialState};
+use super::{TimeBasis, pyjson};
 use indexmap::IndexMap;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Schema revisions sortie reads (section 1 of the Optuna reference): v2.6.0.a is the oldest, the one
@@ -43,8 +44,8 @@ pub struct RdbReader {
     cache: Option<Cache>,
     /// The file's device and inode when last read.
     ident: Option<(u64, u64)>,
-    /// Parsed distributions by their JSON text (thousands of trials share a handful).
-    dists: HashMap<String, Option<Distribution>>,
+    /// Param spaces and attribute keys, shared by the trials (thousands of trials share a handful).
+    interner: Interner,
     pub warnings: Vec<String>,
 }
 
@@ -161,7 +162,7 @@ impl RdbReader {
             seen: None,
             cache: None,
             ident: None,
-            dists: HashMap::new(),
+            interner: Interner::default(),
             warnings,
         })
     }
@@ -226,15 +227,6 @@ impl RdbReader {
         std::mem::take(&mut self.warnings)
     }
 
-    /// Refreshes, then copies every study out.
-    pub fn load(&mut self) -> Result<Loaded, String> {
-        self.refresh()?;
-        Ok(Loaded {
-            studies: self.studies().to_vec(),
-            warnings: self.take_warnings(),
-        })
-    }
-
     fn read_changes(&mut self) -> rusqlite::Result<()> {
         let mut studies = self.read_studies()?;
         // Trials go only with their study (Optuna deletes no single trial), so the study ids and the
@@ -262,7 +254,9 @@ impl RdbReader {
         }
         let mut filter = format!("trial_id > {}", cache.max_id);
         if !cache.unfinished.is_empty() {
-            let ids: Vec<String> = cache.unfinished.iter().map(i64::to_string).collect();
+            let mut ids: Vec<i64> = cache.unfinished.keys().copied().collect();
+            ids.sort_unstable();
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
             filter.push_str(&format!(" OR trial_id IN ({})", ids.join(",")));
         }
         let trials = self.read_trials(&filter)?;
@@ -330,11 +324,17 @@ impl RdbReader {
     }
 
     /// The trials that `filter` (an SQL condition on `trial_id`) selects, with every row of theirs, as
-    /// (study id, trial): one bulk query per table, grouped in memory.
-    fn read_trials(&mut self, filter: &str) -> rusqlite::Result<Vec<(i64, Trial)>> {
-        let c = &self.conn;
-        let mut trials: Vec<(i64, Trial)> = Vec::new();
-        let mut trial_at: HashMap<i64, usize> = HashMap::new();
+    /// (study id, trial): one bulk query per table. Rows come grouped by trial, so each trial's params,
+    /// values and series are allocated once, at their size.
+    fn read_trials(&mut self, filter: &str) -> rusqlite::Result<Vec<(i64, Arc<Trial>)>> {
+        let RdbReader {
+            conn: c,
+            schema,
+            basis,
+            interner,
+            ..
+        } = self;
+        let mut batch = Batch::default();
         let mut st = c.prepare(&format!(
             "SELECT trial_id, number, study_id, state, datetime_start, datetime_complete \
              FROM trials WHERE {filter} ORDER BY trial_id"
@@ -342,146 +342,201 @@ impl RdbReader {
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            let state: String = r.get(3)?;
             let mut t = Trial::new(
                 id,
                 r.get::<_, Option<i64>>(1)?.unwrap_or(-1),
-                TrialState::from_name(&state).unwrap_or(TrialState::Fail),
+                TrialState::from_name(r.get_ref(3)?.as_str()?).unwrap_or(TrialState::Fail),
             );
-            t.start = self.basis.naive_opt(r.get(4)?);
-            t.end = self.basis.naive_opt(r.get(5)?);
-            trial_at.insert(id, trials.len());
-            trials.push((r.get(2)?, t));
+            t.start = basis.naive_opt(r.get(4)?);
+            t.end = basis.naive_opt(r.get(5)?);
+            batch.ids.push(id);
+            batch.trials.push((r.get(2)?, Arc::new(t)));
         }
-        if trials.is_empty() {
-            return Ok(trials);
+        if batch.trials.is_empty() {
+            return Ok(batch.trials);
         }
-        let mut st = c.prepare(&format!(
-            "SELECT trial_id, param_name, param_value, distribution_json FROM trial_params \
-             WHERE {filter} ORDER BY param_id"
-        ))?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) else {
-                continue;
-            };
-            let name: String = r.get(1)?;
-            let internal: Option<f64> = r.get(2)?;
-            let json: String = r.get(3)?;
-            let d = match self.dists.get(&json) {
-                Some(d) => d.clone(),
-                None => {
-                    let d = distribution::decode(&json).ok();
-                    self.dists.insert(json, d.clone());
-                    d
+        // A NULL value has no user's value: the param shows as null, as a broken distribution does.
+        grouped(
+            c,
+            &format!(
+                "SELECT trial_id, param_name, param_value, distribution_json FROM trial_params \
+                 WHERE {filter} ORDER BY param_id"
+            ),
+            |r| {
+                let name = r.get_ref(1)?.as_str()?;
+                let internal: Option<f64> = r.get(2)?;
+                let json = r.get_ref(3)?.as_str()?;
+                let space = interner.space(name, internal.map(|_| json));
+                Ok((r.get(0)?, (space, internal.unwrap_or(f64::NAN))))
+            },
+            |id, run| {
+                if let Some(t) = batch.get(id) {
+                    t.params.extend(run.drain(..));
                 }
-            };
-            let t = &mut trials[ti].1;
-            match (d, internal) {
-                (Some(d), Some(v)) => {
-                    if let Some(ext) = d.external(v) {
-                        t.params.insert(name.clone(), ext);
-                    }
-                    t.distributions.insert(name, d);
-                }
-                _ => {
-                    t.params.insert(name, serde_json::Value::Null);
-                }
-            }
-        }
-        let kind = if self.schema.value_type {
+            },
+        )?;
+        let kind = if schema.value_type {
             "value_type"
         } else {
             "NULL"
         };
-        let mut st = c.prepare(&format!(
-            "SELECT trial_id, value, {kind} FROM trial_values WHERE {filter} \
-             ORDER BY trial_id, objective"
-        ))?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            if let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) {
-                let v = typed_value(r.get(1)?, r.get::<_, Option<String>>(2)?.as_deref());
-                trials[ti].1.values.push(v);
-            }
-        }
-        let kind = if self.schema.intermediate_type {
+        grouped(
+            c,
+            &format!(
+                "SELECT trial_id, value, {kind} FROM trial_values WHERE {filter} \
+                 ORDER BY trial_id, objective"
+            ),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    typed_value(r.get(1)?, r.get_ref(2)?.as_str_or_null()?),
+                ))
+            },
+            |id, run| {
+                if let Some(t) = batch.get(id) {
+                    t.values = t.values.iter().copied().chain(run.drain(..)).collect();
+                }
+            },
+        )?;
+        let kind = if schema.intermediate_type {
             "intermediate_value_type"
         } else {
             "NULL"
         };
-        let mut st = c.prepare(&format!(
-            "SELECT trial_id, step, intermediate_value, {kind} FROM trial_intermediate_values \
-             WHERE {filter} ORDER BY trial_id, step"
-        ))?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            if let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) {
-                let v = typed_value(r.get(2)?, r.get::<_, Option<String>>(3)?.as_deref());
-                trials[ti].1.intermediate.insert(r.get(1)?, v);
-            }
-        }
+        grouped(
+            c,
+            &format!(
+                "SELECT trial_id, step, intermediate_value, {kind} FROM trial_intermediate_values \
+                 WHERE {filter} ORDER BY trial_id, step"
+            ),
+            |r| {
+                let v = typed_value(r.get(2)?, r.get_ref(3)?.as_str_or_null()?);
+                Ok((r.get(0)?, (r.get(1)?, v)))
+            },
+            |id, run| {
+                if let Some(t) = batch.get(id) {
+                    if t.intermediate.is_empty() {
+                        t.intermediate = run.drain(..).collect();
+                    } else {
+                        run.drain(..).for_each(|(s, v)| t.intermediate.insert(s, v));
+                    }
+                }
+            },
+        )?;
         for (table, key, system) in [
             ("trial_user_attributes", "trial_user_attribute_id", false),
             ("trial_system_attributes", "trial_system_attribute_id", true),
         ] {
-            let mut st = c.prepare(&format!(
-                "SELECT trial_id, key, value_json FROM {table} WHERE {filter} ORDER BY {key}"
-            ))?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                if let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) {
-                    let (k, v) = attr(r.get(1)?, r.get(2)?);
-                    let t = &mut trials[ti].1;
-                    if system {
-                        &mut t.system_attrs
-                    } else {
-                        &mut t.user_attrs
+            grouped(
+                c,
+                &format!(
+                    "SELECT trial_id, key, value_json FROM {table} WHERE {filter} ORDER BY {key}"
+                ),
+                |r| {
+                    let k = interner.key(r.get_ref(1)?.as_str()?);
+                    Ok((r.get(0)?, (k, attr_value(r.get_ref(2)?.as_str()?))))
+                },
+                |id, run| {
+                    if let Some(t) = batch.get(id) {
+                        if system {
+                            &mut t.system_attrs
+                        } else {
+                            &mut t.user_attrs
+                        }
+                        .extend(run.drain(..));
                     }
-                    .insert(k, v);
-                }
-            }
+                },
+            )?;
         }
-        if self.schema.heartbeats {
+        if schema.heartbeats {
             let mut st = c.prepare(&format!(
                 "SELECT trial_id, heartbeat FROM trial_heartbeats WHERE {filter}"
             ))?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
-                if let Some(&ti) = trial_at.get(&r.get::<_, i64>(0)?) {
+                if let Some(t) = batch.get(r.get(0)?) {
                     // CURRENT_TIMESTAMP: always UTC, whatever wrote the trials.
-                    trials[ti].1.heartbeat = TimeBasis::Utc.naive(&r.get::<_, String>(1)?);
+                    t.heartbeat = TimeBasis::Utc.naive(r.get_ref(1)?.as_str()?);
                 }
             }
         }
-        Ok(trials)
+        for (_, t) in &mut batch.trials {
+            Arc::make_mut(t).shrink_to_fit();
+        }
+        Ok(batch.trials)
     }
 }
 
-/// The studies as last read, and where each trial sits, so changed trials replace their old selves.
+/// The trials one read makes, found by id (they are sorted by it) for the rows of the other tables.
+#[derive(Default)]
+struct Batch {
+    ids: Vec<i64>,
+    trials: Vec<(i64, Arc<Trial>)>,
+    /// Where the next lookup most likely lands: rows ordered by trial ask for one trial after another.
+    next: usize,
+}
+
+impl Batch {
+    fn get(&mut self, id: i64) -> Option<&mut Trial> {
+        let i = match self.ids.get(self.next) {
+            Some(&at) if at == id => self.next,
+            _ => self.ids.binary_search(&id).ok()?,
+        };
+        self.next = i + 1;
+        // Nobody else holds a trial being read: this never copies.
+        Some(Arc::make_mut(&mut self.trials[i].1))
+    }
+}
+
+/// Runs `sql`, turns each row into (trial id, item), and hands each run of consecutive rows of one
+/// trial to `apply` at once (which takes the items out of the run).
+fn grouped<X>(
+    c: &Connection,
+    sql: &str,
+    mut item: impl FnMut(&rusqlite::Row) -> rusqlite::Result<(i64, X)>,
+    mut apply: impl FnMut(i64, &mut Vec<X>),
+) -> rusqlite::Result<()> {
+    let mut st = c.prepare(sql)?;
+    let mut rows = st.query([])?;
+    let mut run: Vec<X> = Vec::new();
+    let mut of: Option<i64> = None;
+    while let Some(r) = rows.next()? {
+        let (id, x) = item(r)?;
+        if let Some(prev) = of.filter(|&p| p != id) {
+            apply(prev, &mut run);
+            run.clear();
+        }
+        of = Some(id);
+        run.push(x);
+    }
+    if let Some(prev) = of {
+        apply(prev, &mut run);
+    }
+    Ok(())
+}
+
+/// The studies as last read, and where the trials that may still change sit.
 struct Cache {
     studies: Vec<Study>,
-    /// Trial id → (study index, trial index).
-    at: HashMap<i64, (usize, usize)>,
+    /// Trials that were not finished when last read (their rows may still change): trial id → (study
+    /// index, trial index). A finished trial is never read again, so it needs no entry.
+    unfinished: HashMap<i64, (usize, usize)>,
     /// The newest trial id seen.
     max_id: i64,
-    /// Trials that were not finished when last read: their rows may still change.
-    unfinished: std::collections::BTreeSet<i64>,
 }
 
 impl Cache {
-    fn build(studies: Vec<Study>, trials: Vec<(i64, Trial)>, max_id: i64) -> Cache {
+    fn build(studies: Vec<Study>, trials: Vec<(i64, Arc<Trial>)>, max_id: i64) -> Cache {
         let mut c = Cache {
             studies,
-            at: HashMap::new(),
+            unfinished: HashMap::new(),
             max_id: -1,
-            unfinished: Default::default(),
         };
         c.upsert(trials, max_id);
         c
     }
 
-    fn upsert(&mut self, trials: Vec<(i64, Trial)>, max_id: i64) {
+    fn upsert(&mut self, trials: Vec<(i64, Arc<Trial>)>, max_id: i64) {
         let index: HashMap<i64, usize> = self
             .studies
             .iter()
@@ -490,28 +545,34 @@ impl Cache {
             .collect();
         let mut unsorted = std::collections::BTreeSet::new();
         for (sid, t) in trials {
-            if t.state.is_finished() {
-                self.unfinished.remove(&t.id);
-            } else {
-                self.unfinished.insert(t.id);
+            let (id, finished) = (t.id, t.state.is_finished());
+            // Read before: it takes its old self's place (a snapshot holding that one keeps it).
+            let at = match self.unfinished.remove(&id) {
+                Some((si, ti)) => {
+                    self.studies[si].trials[ti] = t;
+                    (si, ti)
+                }
+                None => {
+                    let Some(&si) = index.get(&sid) else { continue };
+                    let trials = &mut self.studies[si].trials;
+                    if trials.last().is_some_and(|l| l.number > t.number) {
+                        unsorted.insert(si);
+                    }
+                    trials.push(t);
+                    (si, trials.len() - 1)
+                }
+            };
+            if !finished {
+                self.unfinished.insert(id, at);
             }
-            if let Some(&(si, ti)) = self.at.get(&t.id) {
-                self.studies[si].trials[ti] = t;
-                continue;
-            }
-            let Some(&si) = index.get(&sid) else { continue };
-            let trials = &mut self.studies[si].trials;
-            if trials.last().is_some_and(|l| l.number > t.number) {
-                unsorted.insert(si);
-            }
-            self.at.insert(t.id, (si, trials.len()));
-            trials.push(t);
         }
         for si in unsorted {
             let s = &mut self.studies[si];
             s.trials.sort_by_key(|t| (t.number, t.id));
             for (ti, t) in s.trials.iter().enumerate() {
-                self.at.insert(t.id, (si, ti));
+                if let Some(at) = self.unfinished.get_mut(&t.id) {
+                    *at = (si, ti);
+                }
             }
         }
         self.max_id = self.max_id.max(max_id);
@@ -531,8 +592,11 @@ fn typed_value(value: Option<f64>, kind: Option<&str>) -> f64 {
 
 /// An attribute row: Python JSON, kept as its raw text when even that does not parse.
 fn attr(key: String, json: String) -> (String, serde_json::Value) {
-    let v = pyjson::parse(&json).unwrap_or(serde_json::Value::String(json));
-    (key, v)
+    (key, attr_value(&json))
+}
+
+fn attr_value(json: &str) -> serde_json::Value {
+    pyjson::parse(json).unwrap_or_else(|_| serde_json::Value::String(json.to_string()))
 }
 
 #[cfg(test)]
@@ -569,10 +633,7 @@ mod tests {
     fn json(studies: &[Study]) -> Vec<serde_json::Value> {
         studies
             .iter()
-            .map(|s| {
-                let ts: Vec<&Trial> = s.trials.iter().collect();
-                crate::trials::report::study_json("", s, &ts)
-            })
+            .map(|s| crate::trials::report::study_json("", s, &s.trials))
             .collect()
     }
 

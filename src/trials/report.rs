@@ -26,7 +26,7 @@ pub fn trial_json(t: &Trial) -> Value {
         "values": t.values.iter().map(|v| float_value(*v)).collect::<Vec<_>>(),
         "params": t.params,
         "intermediate": t.intermediate.iter()
-            .map(|(k, v)| (k.to_string(), float_value(*v)))
+            .map(|(k, v)| (k.to_string(), float_value(v)))
             .collect::<serde_json::Map<_, _>>(),
         "start": time_json(t.start),
         "end": time_json(t.end),
@@ -37,8 +37,8 @@ pub fn trial_json(t: &Trial) -> Value {
     })
 }
 
-/// One study; `trials` limits which trials are listed (all, or the best).
-pub fn study_json(source: &str, s: &Study, trials: &[&Trial]) -> Value {
+/// One study; `trials` limits which trials are listed (all, `&s.trials`, or the best).
+pub fn study_json(source: &str, s: &Study, trials: &[impl AsRef<Trial>]) -> Value {
     let count = |st| s.count(st);
     json!({
         "name": s.name,
@@ -55,7 +55,7 @@ pub fn study_json(source: &str, s: &Study, trials: &[&Trial]) -> Value {
             v.into_iter().map(|(k, x)| (k, float_value(x))).collect::<serde_json::Map<_, _>>()
         }),
         "user_attrs": s.user_attrs,
-        "trials": trials.iter().map(|t| trial_json(t)).collect::<Vec<_>>(),
+        "trials": trials.iter().map(|t| trial_json(t.as_ref())).collect::<Vec<_>>(),
     })
 }
 
@@ -77,7 +77,7 @@ pub fn best_trials(s: &Study) -> Vec<&Trial> {
         .trials
         .iter()
         .filter(|t| t.state == TrialState::Complete && t.values.len() == s.directions.len())
-        .map(|t| (t, loss(t)))
+        .map(|t| (&**t, loss(t)))
         .collect();
     let dominates = |a: &[f64], b: &[f64]| {
         a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
@@ -113,7 +113,7 @@ pub fn param_text(v: &Value) -> String {
 }
 
 /// The leaderboard of one study as text lines: a summary line, then one row per trial.
-pub fn table(source: &str, s: &Study, trials: &[&Trial]) -> Vec<String> {
+pub fn table(source: &str, s: &Study, trials: &[impl AsRef<Trial>]) -> Vec<String> {
     let dirs: Vec<&str> = s.directions.iter().map(|d| direction_name(*d)).collect();
     let mut out = vec![format!(
         "study {} ({}) in {}: {} trials — {} complete, {} pruned, {} failed, {} running, {} waiting{}",
@@ -132,8 +132,8 @@ pub fn table(source: &str, s: &Study, trials: &[&Trial]) -> Vec<String> {
     )];
     let mut params: Vec<&str> = Vec::new();
     for t in trials {
-        for k in t.params.keys() {
-            if !params.contains(&k.as_str()) {
+        for k in t.as_ref().params.names() {
+            if !params.contains(&k) {
                 params.push(k);
             }
         }
@@ -147,7 +147,7 @@ pub fn table(source: &str, s: &Study, trials: &[&Trial]) -> Vec<String> {
             .chain(["duration".to_string()])
             .collect(),
     ];
-    for t in trials {
+    for t in trials.iter().map(AsRef::as_ref) {
         let mut row = vec![
             if Some(t.number) == best { "★" } else { "" }.to_string(),
             t.number.to_string(),
@@ -161,8 +161,8 @@ pub fn table(source: &str, s: &Study, trials: &[&Trial]) -> Vec<String> {
         for p in &params {
             row.push(
                 t.params
-                    .get(*p)
-                    .map(param_text)
+                    .get(p)
+                    .map(|v| param_text(&v))
                     .unwrap_or_else(|| "-".into()),
             );
         }

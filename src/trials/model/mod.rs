@@ -1,10 +1,24 @@
 //! What sortie knows of an Optuna study, whichever storage it came from: the trials with their params in
 //! the user's own values (a categorical choice, not its index), values with their infinities, intermediate
 //! values by step, attributes, and times as Unix seconds once the storage's time basis is settled.
+//!
+//! Kept compact (a 100 000-trial study is a few tens of MB) and shared: a study holds its trials behind
+//! `Arc`s, so a snapshot for another thread copies pointers, and a reader that changes a trial someone
+//! still holds copies that one trial only (`Arc::make_mut`).
+
+mod attrs;
+mod intermediate;
+mod intern;
+mod params;
+
+pub use attrs::Attrs;
+pub use intermediate::Intermediate;
+pub use intern::Interner;
+pub use params::{ParamSpace, Params};
 
 use indexmap::IndexMap;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TrialState {
@@ -120,13 +134,19 @@ impl Distribution {
         match self {
             Distribution::Float { .. } => Some(float_value(internal)),
             Distribution::Int { .. } => Some(Value::from(internal as i64)),
-            Distribution::Categorical { choices } => {
-                if !(internal.is_finite() && internal >= 0.0 && internal.fract() == 0.0) {
-                    return None;
-                }
-                choices.get(internal as usize).cloned()
-            }
+            Distribution::Categorical { .. } => self.choice(internal).cloned(),
         }
+    }
+
+    /// A categorical's choice at an internal index, without copying it.
+    pub fn choice(&self, internal: f64) -> Option<&Value> {
+        let Distribution::Categorical { choices } = self else {
+            return None;
+        };
+        if !(internal.is_finite() && internal >= 0.0 && internal.fract() == 0.0) {
+            return None;
+        }
+        choices.get(internal as usize)
     }
 
     /// Whether two trials' distributions of one param may coexist in a study (Optuna's compatibility
@@ -164,15 +184,14 @@ pub struct Trial {
     pub number: i64,
     pub state: TrialState,
     /// One per objective; empty while running, failed or waiting.
-    pub values: Vec<f64>,
-    pub params: IndexMap<String, Value>,
-    pub distributions: IndexMap<String, Distribution>,
-    pub intermediate: BTreeMap<i64, f64>,
+    pub values: Box<[f64]>,
+    pub params: Params,
+    pub intermediate: Intermediate,
     /// Unix seconds.
     pub start: Option<f64>,
     pub end: Option<f64>,
-    pub user_attrs: IndexMap<String, Value>,
-    pub system_attrs: IndexMap<String, Value>,
+    pub user_attrs: Attrs,
+    pub system_attrs: Attrs,
     /// The RDB heartbeat (Unix seconds), when the study records heartbeats.
     pub heartbeat: Option<f64>,
 }
@@ -183,16 +202,23 @@ impl Trial {
             id,
             number,
             state,
-            values: Vec::new(),
-            params: IndexMap::new(),
-            distributions: IndexMap::new(),
-            intermediate: BTreeMap::new(),
+            values: Box::default(),
+            params: Params::default(),
+            intermediate: Intermediate::default(),
             start: None,
             end: None,
-            user_attrs: IndexMap::new(),
-            system_attrs: IndexMap::new(),
+            user_attrs: Attrs::default(),
+            system_attrs: Attrs::default(),
             heartbeat: None,
         }
+    }
+
+    /// Gives back the spare room growing left, once a read has set everything.
+    pub fn shrink_to_fit(&mut self) {
+        self.params.shrink_to_fit();
+        self.intermediate.shrink_to_fit();
+        self.user_attrs.shrink_to_fit();
+        self.system_attrs.shrink_to_fit();
     }
 
     pub fn duration(&self) -> Option<f64> {
@@ -207,8 +233,15 @@ pub struct Study {
     pub directions: Vec<Direction>,
     pub user_attrs: IndexMap<String, Value>,
     pub system_attrs: IndexMap<String, Value>,
-    /// In trial-number order.
-    pub trials: Vec<Trial>,
+    /// In trial-number order; shared with snapshots (clone the study to take one).
+    pub trials: Vec<Arc<Trial>>,
+}
+
+/// So lists of trials, shared or borrowed, go to the same report functions.
+impl AsRef<Trial> for Trial {
+    fn as_ref(&self) -> &Trial {
+        self
+    }
 }
 
 impl Study {
@@ -233,7 +266,7 @@ impl Study {
             .filter_map(|t| Some((t, sign * *t.values.first()?)))
             .filter(|(_, v)| !v.is_nan())
             .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(t, _)| t)
+            .map(|(t, _)| &**t)
     }
 
     /// The time of the study's newest change that the trials tell (a start or an end).
