@@ -207,7 +207,7 @@ fn sort_filter_state_and_pruned_change_the_rows() {
     let st = &v.study().unwrap().study;
     for n in &rows {
         let tr = st.trials.iter().find(|x| x.number == *n).unwrap();
-        assert_eq!(tr.params.get("opt").and_then(|p| p.as_str()), Some("adam"));
+        assert_eq!(tr.params.get("opt"), Some(serde_json::Value::from("adam")));
     }
     // Esc clears the filter.
     t.keys("<Esc>");
@@ -383,7 +383,7 @@ fn finder_lists_studies_and_trials() {
         (
             tr.number,
             format!("#{} pareto", tr.number)
-                + &format!(" {k}={}", sortie::trials::report::param_text(v)),
+                + &format!(" {k}={}", sortie::trials::report::param_text(&v)),
         )
     };
     for c in text.chars() {

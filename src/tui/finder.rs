@@ -114,8 +114,8 @@ pub fn items(
                 s.study.name,
                 t.state.name().to_lowercase()
             );
-            for (k, p) in &t.params {
-                text.push_str(&format!(" {k}={}", crate::trials::report::param_text(p)));
+            for (k, p) in t.params.iter() {
+                text.push_str(&format!(" {k}={}", crate::trials::report::param_text(&p)));
             }
             v.push(FinderItem {
                 kind: FinderKind::Trial,

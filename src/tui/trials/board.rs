@@ -70,13 +70,13 @@ pub fn columns(study: &Study) -> Vec<Column> {
     let mut params: Vec<&str> = Vec::new();
     let mut attrs: Vec<&str> = Vec::new();
     for t in &study.trials {
-        for k in t.params.keys() {
-            if !params.contains(&k.as_str()) {
+        for k in t.params.names() {
+            if !params.contains(&k) {
                 params.push(k);
             }
         }
         for k in t.user_attrs.keys() {
-            if attrs.len() < MAX_ATTR_COLUMNS && !attrs.contains(&k.as_str()) {
+            if attrs.len() < MAX_ATTR_COLUMNS && !attrs.contains(&k) {
                 attrs.push(k);
             }
         }
@@ -118,7 +118,10 @@ pub fn build(study: &Study, q: &Query, stale: &dyn Fn(&Trial) -> bool) -> Board 
         Some(Column::Duration) => rows
             .sort_by(|&a, &b| missing_last(study.trials[a].duration(), study.trials[b].duration())),
         Some(Column::Param(p)) => rows.sort_by(|&a, &b| {
-            param_order(study.trials[a].params.get(p), study.trials[b].params.get(p))
+            param_order(
+                study.trials[a].params.get(p).as_ref(),
+                study.trials[b].params.get(p).as_ref(),
+            )
         }),
         Some(Column::UserAttr(k)) => rows.sort_by(|&a, &b| {
             param_order(
@@ -214,10 +217,10 @@ pub fn state_text(t: &Trial, stale: bool) -> String {
 /// What the filter looks in, lower case.
 fn search_text(t: &Trial, stale: bool) -> String {
     let mut s = format!("#{} {}", t.number, state_text(t, stale));
-    for (k, v) in &t.params {
-        s.push_str(&format!(" {k}={}", param_text(v)));
+    for (k, v) in t.params.iter() {
+        s.push_str(&format!(" {k}={}", param_text(&v)));
     }
-    for (k, v) in &t.user_attrs {
+    for (k, v) in t.user_attrs.iter() {
         s.push_str(&format!(" {k}={}", param_text(v)));
     }
     s.to_lowercase()
@@ -229,7 +232,7 @@ pub fn cell(t: &Trial, c: &Column, stale: bool) -> String {
         Column::Number => t.number.to_string(),
         Column::State => state_text(t, stale),
         Column::Value(i) => t.values.get(*i).map(|v| short(*v)).unwrap_or_default(),
-        Column::Param(p) => t.params.get(p).map(param_text).unwrap_or_default(),
+        Column::Param(p) => t.params.get(p).as_ref().map(param_text).unwrap_or_default(),
         Column::Duration => t
             .duration()
             .map(crate::util::human_duration)

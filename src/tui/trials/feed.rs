@@ -118,7 +118,7 @@ struct Fingerprint {
 fn fingerprint(t: &Trial) -> Fingerprint {
     Fingerprint {
         intermediate: t.intermediate.len(),
-        last: t.intermediate.values().next_back().map(|v| v.to_bits()),
+        last: t.intermediate.last().map(|(_, v)| v.to_bits()),
         heartbeat: t.heartbeat.map(f64::to_bits),
         attrs: t.user_attrs.len() + t.system_attrs.len(),
     }

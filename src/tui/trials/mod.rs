@@ -119,6 +119,7 @@ impl TrialsView {
             .rows
             .get(self.row_sel)
             .and_then(|&i| s.study.trials.get(i))
+            .map(|t| t.as_ref())
     }
 
     /// Whether (and why) a running trial looks dead.

@@ -216,6 +216,7 @@ fn intermediate_trials<'a>(v: &TrialsView, s: &'a Study) -> Vec<&'a Trial> {
     let selected = v.selected_trial().map(|t| t.number);
     s.trials
         .iter()
+        .map(|t| t.as_ref())
         .filter(|t| shown(v, t) && !t.intermediate.is_empty())
         .filter(|t| {
             if v.marked.is_empty() {
@@ -241,7 +242,7 @@ fn intermediate(v: &TrialsView, s: &Study) -> (Vec<Plotted>, ChartInfo) {
         let pts: Vec<Point> = t
             .intermediate
             .iter()
-            .map(|(step, y)| pt(*step as f64, *y))
+            .map(|(step, y)| pt(step as f64, y))
             .collect();
         let running = t.state == TrialState::Running;
         out.push(Plotted {
@@ -280,10 +281,8 @@ const SERIES_STYLES: [&str; 6] = [
 /// index among the choices.
 fn slice_x(t: &Trial, name: &str) -> Option<f64> {
     let value = t.params.get(name)?;
-    match t.distributions.get(name) {
-        Some(Distribution::Categorical { choices }) => {
-            choices.iter().position(|c| c == value).map(|i| i as f64)
-        }
+    match t.params.distribution(name) {
+        Some(Distribution::Categorical { .. }) => t.params.internal(name),
         Some(Distribution::Float { log: true, .. }) | Some(Distribution::Int { log: true, .. }) => {
             value.as_f64().filter(|x| *x > 0.0).map(f64::log10)
         }
@@ -292,7 +291,7 @@ fn slice_x(t: &Trial, name: &str) -> Option<f64> {
 }
 
 fn slice_axis(s: &Study, name: &str) -> String {
-    let dist = s.trials.iter().find_map(|t| t.distributions.get(name));
+    let dist = s.trials.iter().find_map(|t| t.params.distribution(name));
     match dist {
         Some(Distribution::Categorical { choices }) => {
             let names: Vec<String> = choices
