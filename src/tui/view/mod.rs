@@ -45,8 +45,11 @@ pub fn running_for(secs: f64) -> String {
         format!("{s}s")
     } else if s < 3600 {
         format!("{}m", s / 60)
-    } else {
+    } else if s < 2 * 86400 {
         format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        // A study last touched weeks ago: hours would be a long, unreadable number.
+        format!("{}d{:02}h", s / 86400, s % 86400 / 3600)
     }
 }
 

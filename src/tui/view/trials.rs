@@ -118,7 +118,7 @@ fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
     // columns; the direction and the file follow when there is room.
     let row = |cells: [&str; 11]| {
         format!(
-            "{:<16} {:>6} {:>5} {:>6} {:>4} {:>4} {:>4} {:>12} {:>8}  {:<9} {}",
+            "{:<16} {:>6} {:>6} {:>6} {:>4} {:>4} {:>4} {:>13} {:>7}  {:<9} {}",
             truncate(cells[0], 16),
             cells[1],
             cells[2],
@@ -126,8 +126,8 @@ fn studies(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx) {
             cells[4],
             cells[5],
             cells[6],
-            truncate(cells[7], 12),
-            truncate(cells[8], 8),
+            truncate(cells[7], 13),
+            truncate(cells[8], 7),
             truncate(cells[9], 9),
             cells[10]
         )
