@@ -119,16 +119,10 @@ fn pane(file: &str) {
     use crossterm::event::Event;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
-    use sortie::tui::config::{ColorDepth, Config, KeySeq, Overrides};
+    use sortie::tui::config::{Config, KeySeq};
     use sortie::tui::{Msg, Ui};
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::load_with(
-        &Overrides {
-            config_dir: Some(dir.path().to_path_buf()),
-            ..Default::default()
-        },
-        ColorDepth::TrueColor,
-    );
+    let cfg = Config::built_in(dir.path());
     let (mut ui, _rx) = Ui::headless(cfg, false);
     let mut term = Terminal::new(TestBackend::new(200, 60)).unwrap();
     let t = Instant::now();

@@ -19,7 +19,7 @@ use sortie::runlog::{RunState, StepState};
 use sortie::tui::action::Pane;
 use sortie::tui::app::RunsFocus;
 use sortie::tui::chart::{PrepareKey, PreparedSeries, Smoothing};
-use sortie::tui::config::{ColorDepth, Config, KeySeq, Overrides};
+use sortie::tui::config::{Config, KeySeq};
 use sortie::tui::data::{DataMsg, SeriesData, Snapshot};
 use sortie::tui::finder::{FinderItem, FinderKind, FinderState};
 use sortie::tui::{Msg, Ui};
@@ -228,14 +228,7 @@ struct Bench {
 /// The built-in configuration (an empty config dir), true colour.
 fn config() -> (Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::load_with(
-        &Overrides {
-            config_dir: Some(dir.path().to_path_buf()),
-            ..Default::default()
-        },
-        ColorDepth::TrueColor,
-    );
-    (cfg, dir)
+    (Config::built_in(dir.path()), dir)
 }
 
 fn key_events(keys: &str) -> Vec<KeyEvent> {

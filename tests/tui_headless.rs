@@ -18,7 +18,7 @@ use sortie::runlog::control::Request;
 use sortie::runlog::{RunState, StepState};
 use sortie::tui::action::{Action, Pane};
 use sortie::tui::app::{Effect, Input, Overlay, RunsFocus};
-use sortie::tui::config::{ColorDepth, Config, KeySeq, Overrides};
+use sortie::tui::config::{Config, KeySeq};
 use sortie::tui::data::{DataMsg, LogTail, SeriesData, Snapshot, Watch};
 use sortie::tui::{Msg, Ui, input};
 use std::path::PathBuf;
@@ -388,13 +388,7 @@ struct Harness {
 /// The built-in configuration (an empty config dir), true colour.
 fn config() -> (Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::load_with(
-        &Overrides {
-            config_dir: Some(dir.path().to_path_buf()),
-            ..Default::default()
-        },
-        ColorDepth::TrueColor,
-    );
+    let cfg = Config::built_in(dir.path());
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     (cfg, dir)
 }

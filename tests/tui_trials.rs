@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use sortie::trials::TrialState;
 use sortie::tui::action::Pane;
-use sortie::tui::config::{ColorDepth, Config, KeySeq, Overrides};
+use sortie::tui::config::{Config, KeySeq};
 use sortie::tui::trials::feed::{Feed, FeedConfig, TrialsSnapshot, read_once, read_once_from};
 use sortie::tui::trials::{ChartKind, TrialsFocus};
 use sortie::tui::{Msg, Ui};
@@ -32,13 +32,7 @@ struct Harness {
 
 fn harness(files: &[&str]) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::load_with(
-        &Overrides {
-            config_dir: Some(dir.path().to_path_buf()),
-            ..Default::default()
-        },
-        ColorDepth::TrueColor,
-    );
+    let cfg = Config::built_in(dir.path());
     let (mut ui, _rx) = Ui::headless(cfg, false);
     ui.app.trials.now = Some(NOW);
     let paths: Vec<PathBuf> = files.iter().map(|f| fixture(f)).collect();

@@ -71,6 +71,18 @@ impl Config {
         Config::load_with(overrides, ColorDepth::detect())
     }
 
+    /// The built-in configuration only (keys, theme, settings), true colour: what headless drivers (tests,
+    /// benches) use, with `dir` an empty folder standing for the user's config dir.
+    pub fn built_in(dir: &Path) -> Config {
+        Config::load_with(
+            &Overrides {
+                config_dir: Some(dir.to_path_buf()),
+                ..Default::default()
+            },
+            ColorDepth::TrueColor,
+        )
+    }
+
     /// [`Config::load`] with an explicit colour depth (tests, `--no-color`).
     pub fn load_with(overrides: &Overrides, depth: ColorDepth) -> Config {
         let dir = overrides.config_dir.clone().or_else(config_dir);

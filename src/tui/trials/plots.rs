@@ -132,6 +132,23 @@ fn pt(x: f64, y: f64) -> Point {
     }
 }
 
+/// Complete trials as dots, and pruned ones (when there are any) in their own dimmer series.
+fn finished_dots(complete: &[Point], pruned: &[Point], log_y: bool) -> Vec<Plotted> {
+    let mut out = vec![Plotted {
+        series: prepared("complete", complete, log_y),
+        scatter: true,
+        style: "state.succeeded",
+    }];
+    if !pruned.is_empty() {
+        out.push(Plotted {
+            series: prepared("pruned", pruned, log_y),
+            scatter: true,
+            style: "state.cancelled",
+        });
+    }
+    out
+}
+
 fn shown(v: &TrialsView, t: &Trial) -> bool {
     !(v.query.hide_pruned && t.state == TrialState::Pruned)
 }
@@ -180,18 +197,7 @@ fn history(v: &TrialsView, s: &Study) -> (Vec<Plotted>, ChartInfo) {
             _ => {}
         }
     }
-    let mut out = vec![Plotted {
-        series: prepared("complete", &complete, v.log_y),
-        scatter: true,
-        style: "state.succeeded",
-    }];
-    if !pruned.is_empty() {
-        out.push(Plotted {
-            series: prepared("pruned", &pruned, v.log_y),
-            scatter: true,
-            style: "state.cancelled",
-        });
-    }
+    let mut out = finished_dots(&complete, &pruned, v.log_y);
     out.push(Plotted {
         series: prepared("best so far", &best, v.log_y),
         scatter: false,
@@ -331,18 +337,7 @@ fn slice(v: &TrialsView, s: &Study) -> (Vec<Plotted>, ChartInfo) {
             _ => {}
         }
     }
-    let mut out = vec![Plotted {
-        series: prepared("complete", &complete, v.log_y),
-        scatter: true,
-        style: "state.succeeded",
-    }];
-    if !pruned.is_empty() {
-        out.push(Plotted {
-            series: prepared("pruned", &pruned, v.log_y),
-            scatter: true,
-            style: "state.cancelled",
-        });
-    }
+    let out = finished_dots(&complete, &pruned, v.log_y);
     let info = ChartInfo {
         title: format!(
             "slice: objective by {} ([ ] other param, {}/{})",
