@@ -88,6 +88,16 @@ pub fn user_error(msg: impl Into<String>) -> color_eyre::eyre::Report {
 }
 
 /// A short human duration: `4.2s`, `3m12s`, `2h05m`.
+/// `s` cut to `max` characters, the last one an ellipsis when anything was cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 pub fn human_duration(secs: f64) -> String {
     let s = secs.max(0.0);
     if s < 60.0 {

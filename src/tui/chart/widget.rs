@@ -275,15 +275,6 @@ fn format_wall(secs: f64, fmt: &str) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 /// World-to-dot mapping of the plot.
 struct Mapping {
     xlo: f64,
@@ -600,7 +591,7 @@ impl CurveChart<'_> {
             .iter()
             .map(|s| {
                 let value = s.last_value().map_or("–".into(), format_value);
-                format!(" {} {value}", truncate(s.label(), MAX_LABEL))
+                format!(" {} {value}", crate::util::truncate(s.label(), MAX_LABEL))
             })
             .collect();
         // Swatch, entry, one column of margin on the left.
@@ -653,7 +644,7 @@ impl CurveChart<'_> {
                 None => "–".into(),
             };
             spans.push(Span::styled(
-                format!("{} {value}", truncate(s.label(), MAX_LABEL)),
+                format!("{} {value}", crate::util::truncate(s.label(), MAX_LABEL)),
                 text,
             ));
         }

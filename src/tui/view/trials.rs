@@ -10,6 +10,7 @@ use crate::tui::trials::board::{Column, cell};
 use crate::tui::trials::feed::StudyView;
 use crate::tui::trials::plots::TrialsCharts;
 use crate::tui::trials::{ChartKind, Stale, TrialsFocus, TrialsView};
+use crate::util::truncate;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction as Split, Layout, Rect};
 use ratatui::style::Style;
@@ -349,15 +350,6 @@ fn pad(text: &str, w: usize, right: bool) -> String {
     } else {
         format!("{t:<w$}")
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 fn draw_chart(frame: &mut Frame, area: Rect, v: &TrialsView, ctx: &ViewCtx, charts: &TrialsCharts) {
