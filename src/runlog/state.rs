@@ -70,6 +70,12 @@ pub struct RunFold {
     pub engine: Option<(String, u32, u64)>,
 }
 
+/// Whether an attempt that ended with failure `class` counts against its step's retries: preemption and
+/// a job it waited on failing are not the step's own failures.
+pub fn costs_a_try(class: Option<&str>) -> bool {
+    !matches!(class, Some("preempted" | "dependency"))
+}
+
 /// Folds a log. `None` when the log has no `run_created` line (not a run, or not written yet).
 pub fn fold(records: &[Record]) -> Option<RunFold> {
     let mut run: Option<RunFold> = None;

@@ -1,13 +1,16 @@
 //! An attempt ended: its step's new state, the retry that follows (or not), and what it releases.
-use super::{Engine, slurm};
+
+use super::Engine;
+use super::ending::{Budget, EndFacts, FollowUp, follow, judge};
 use crate::engine::cache;
 use crate::executor::{Finished, Outcome};
 use crate::runlog::StepState;
 use crate::runlog::events::Event;
 use color_eyre::eyre::Result;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 impl Engine {
+    /// Records how an attempt ended (see [`judge`]) and what follows it (see [`follow`]).
     pub(super) fn on_finished(&mut self, f: Finished) -> Result<()> {
         let Some(&i) = self.by_name.get(&f.step) else {
             return Ok(());
@@ -18,173 +21,91 @@ impl Engine {
         let inst = self.plan.instances[i].clone();
         let slot = &mut self.slots[i];
         slot.running = None;
-        let mut f = f;
+        let mut outcome = f.outcome;
         if std::mem::take(&mut slot.dep_cancel) {
-            f.outcome = Outcome::DependencyFailed;
+            outcome = Outcome::DependencyFailed;
             slot.cancel_requested = false;
         }
         let job = slot.job_id.take();
-        let on_job = job
-            .as_deref()
-            .map(|j| format!(" (Slurm job {j})"))
-            .unwrap_or_default();
-        let adopted = std::mem::take(&mut slot.adopted);
         self.in_use = self.in_use.saturating_sub(slot.weight);
         let elapsed = slot
             .started
             .map(|t| t.elapsed().as_secs_f64())
             .unwrap_or(0.0);
-        let dir = self.run.attempt_dir(&inst.name, f.attempt);
-        let (mut state, exit_code, signal, reason, lost) = match &f.outcome {
-            Outcome::Exited(0) => {
-                let missing = cache::missing_outputs(&inst);
-                if missing.is_empty() {
-                    (StepState::Succeeded, Some(0), None, None, false)
-                } else {
-                    let why = format!("exited 0 but did not write {}", missing.join(", "));
-                    (StepState::Failed, Some(0), None, Some(why), false)
-                }
-            }
-            Outcome::Exited(c) => (
-                StepState::Failed,
-                Some(*c),
-                None,
-                Some(format!("exit code {c}")),
-                false,
-            ),
-            Outcome::Signaled(s) => (
-                StepState::Failed,
-                None,
-                Some(*s),
-                Some(format!("killed by signal {s}")),
-                false,
-            ),
-            Outcome::TimedOut if slot.on_slurm => (
-                StepState::Failed,
-                None,
-                None,
-                Some(format!("hit its Slurm time limit{on_job}")),
-                false,
-            ),
-            Outcome::TimedOut => {
-                let t = inst.timeout_s.unwrap_or(0.0);
-                (
-                    StepState::Failed,
-                    None,
-                    None,
-                    Some(format!("timed out after {t}s")),
-                    false,
-                )
-            }
-            Outcome::Lost(m) => (StepState::Failed, None, None, Some(m.clone()), adopted),
-            Outcome::OutOfMemory => (
-                StepState::Failed,
-                None,
-                None,
-                Some(format!("ran out of memory{on_job}")),
-                false,
-            ),
-            Outcome::NodeFailed(n) => (
-                StepState::Failed,
-                None,
-                None,
-                Some(format!(
-                    "its node {} failed{on_job}",
-                    n.as_deref().unwrap_or("(unknown)")
-                )),
-                false,
-            ),
-            Outcome::Preempted => (
-                StepState::Failed,
-                None,
-                None,
-                Some(format!(
-                    "preempted{on_job}; resubmitted without using a retry"
-                )),
-                false,
-            ),
-            Outcome::DependencyFailed => (
-                StepState::Cancelled,
-                None,
-                None,
-                Some(format!(
-                    "a job it waits on did not succeed; its own{} never ran",
-                    job.as_deref()
-                        .map(|j| format!(" Slurm job {j}"))
-                        .unwrap_or_else(|| " job".into())
-                )),
-                false,
-            ),
-            Outcome::CancelledOutside(by) => (
-                StepState::Cancelled,
-                None,
-                None,
-                Some(format!("cancelled outside sortie{on_job}: {by}")),
-                false,
-            ),
+        // Only an exit 0 needs the outputs looked at.
+        let missing = if outcome == Outcome::Exited(0) {
+            cache::missing_outputs(&inst)
+        } else {
+            Vec::new()
         };
-        if slot.cancel_requested && state == StepState::Failed {
-            state = StepState::Cancelled;
-        }
-        // Preemption, and a dependency that failed (its step is re-run or blocks this one), are not
-        // this step's failures: they cost no retry.
-        let free = !slot.cancel_requested
-            && matches!(f.outcome, Outcome::Preempted | Outcome::DependencyFailed);
-        if free {
+        let ending = judge(
+            &outcome,
+            &EndFacts {
+                on_slurm: slot.on_slurm,
+                job: job.as_deref(),
+                timeout_s: inst.timeout_s,
+                missing: &missing,
+                adopted: std::mem::take(&mut slot.adopted),
+                cancel_requested: slot.cancel_requested,
+            },
+        );
+        if ending.free {
             slot.round = slot.round.saturating_sub(1);
         }
-        // A lost attempt (the engine died while it ran) gets one extra try on top of the budget.
-        let budget = inst.retries + 1 + u32::from(lost);
-        let will_retry = (state == StepState::Failed || free)
-            && !self.cancelling
-            && !self.tripped
-            && slot.round < budget;
-        let class = f.outcome.class().map(str::to_string);
-        if will_retry {
-            let backoff = if free {
-                0.0
-            } else {
-                inst.retry_backoff_s.max(0.0) * 2f64.powi(slot.round.saturating_sub(1) as i32)
-            };
-            slot.not_before = Some(Instant::now() + Duration::from_secs_f64(backoff.min(3600.0)));
-            slot.state = StepState::Queued;
-            if slot.on_slurm
-                && let Some(c) = &class
-            {
-                slurm::escalate(&inst, &mut slot.request, c, f.facts.as_ref());
+        let budget = Budget {
+            round: slot.round,
+            retries: inst.retries,
+            backoff_s: inst.retry_backoff_s,
+            stopping: self.cancelling || self.tripped,
+        };
+        let next = follow(&ending, budget, &inst, &slot.request, f.facts.as_ref());
+        let state = ending.state;
+        let will_retry = match next {
+            FollowUp::Retry { backoff, request } => {
+                slot.not_before = Some(Instant::now() + backoff);
+                slot.state = StepState::Queued;
+                slot.request = request;
+                true
             }
-        } else {
-            slot.state = state;
-        }
+            FollowUp::Stop => {
+                slot.state = state;
+                false
+            }
+        };
         if state == StepState::Succeeded {
-            let d = dir.to_string_lossy().into_owned();
+            let d = self
+                .run
+                .attempt_dir(&inst.name, f.attempt)
+                .to_string_lossy()
+                .into_owned();
             if let Some(k) = &slot.key {
                 self.known.insert(k.clone(), d.clone());
             }
-            self.last_ok.insert(inst.name.clone(), d);
-            slot.result_dir = Some(dir.to_string_lossy().into_owned());
+            self.last_ok.insert(inst.name.clone(), d.clone());
+            slot.result_dir = Some(d);
             self.durations.0 += elapsed;
             self.durations.1 += 1;
         }
+        let on_slurm = slot.on_slurm;
         self.emit(Event::AttemptEnded {
             step: inst.name.clone(),
             attempt: f.attempt,
             state,
-            exit_code,
-            signal,
-            reason: reason.clone(),
+            exit_code: ending.exit_code,
+            signal: ending.signal,
+            reason: ending.reason.clone(),
             will_retry,
-            class,
+            class: ending.class.map(str::to_string),
         })?;
-        let mut detail = reason.unwrap_or_else(|| format!("{elapsed:.1}s"));
-        if will_retry && matches!(f.outcome, Outcome::DependencyFailed) {
+        let mut detail = ending.reason.unwrap_or_else(|| format!("{elapsed:.1}s"));
+        if will_retry && outcome == Outcome::DependencyFailed {
             detail.push_str("; submitted again when what it needs is");
         } else if will_retry {
             detail.push_str(", will retry");
         }
         self.progress.step(state, &inst.name, &detail);
-        if self.slots[i].on_slurm && state != StepState::Succeeded {
-            self.release_dependents(&inst.group, job.as_deref(), exit_code == Some(0));
+        if on_slurm && state != StepState::Succeeded {
+            self.release_dependents(&inst.group, job.as_deref(), ending.exit_code == Some(0));
         }
         if state == StepState::Failed && !will_retry && self.fail_fast && !self.tripped {
             self.tripped = true;

@@ -21,6 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 mod attempt_end;
+mod ending;
 mod launch;
 mod requests;
 mod resume;
