@@ -158,7 +158,7 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
         }
         eng.last_ok.insert(a.step, dir);
     }
-    eng.resume()?;
+    eng.resume().await?;
     // A retry or re-run of a run nobody drove arrives as a request file: answer it before the first pass.
     eng.handle_requests()?;
     eng.reopen_if_needed()?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 impl Engine {
     /// Rebuilds the state from the log; adopts attempts a dead engine left running.
-    pub(super) fn resume(&mut self) -> Result<()> {
+    pub(super) async fn resume(&mut self) -> Result<()> {
         let records = crate::runlog::events::read_all(&self.run.events())?;
         let f = fold(&records)
             .ok_or_else(|| eyre!("{} has no run_created event", self.run.events().display()))?;
@@ -42,7 +42,7 @@ impl Engine {
                 && a.ended.is_none()
                 && self.slots[i].on_slurm
             {
-                self.resume_slurm(i, a.clone())?;
+                self.resume_slurm(i, a.clone()).await?;
                 continue;
             }
             let slot = &mut self.slots[i];

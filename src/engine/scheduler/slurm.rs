@@ -113,6 +113,20 @@ fn submit_again(e: &SlurmError) -> bool {
     }
 }
 
+/// Runs a Slurm call on a blocking thread: a slow controller must not stall the engine's async thread
+/// (its timers, ends and control requests).
+async fn off_thread<T: Send + 'static>(
+    cmd: &str,
+    call: impl FnOnce() -> Result<T, SlurmError> + Send + 'static,
+) -> Result<T, SlurmError> {
+    tokio::task::spawn_blocking(call).await.unwrap_or_else(|e| {
+        Err(SlurmError::Spawn {
+            cmd: cmd.into(),
+            message: e.to_string(),
+        })
+    })
+}
+
 /// One attempt going into a submission.
 struct Part {
     i: usize,
@@ -146,7 +160,7 @@ impl Engine {
 
     /// Picks up a Slurm attempt a dead engine left: follows its job, finds the job by name when the
     /// id was never recorded, or submits the attempt again when no job exists.
-    pub(super) fn resume_slurm(&mut self, i: usize, a: AttemptFold) -> Result<()> {
+    pub(super) async fn resume_slurm(&mut self, i: usize, a: AttemptFold) -> Result<()> {
         let name = self.plan.instances[i].name.clone();
         let sl = self
             .slurm
@@ -155,8 +169,10 @@ impl Engine {
         let job = match (&a.job_id, &a.submit_name) {
             (Some(job), _) => Some(job.clone()),
             (None, Some(submit_name)) => {
-                let found = sl
-                    .find_by_name(submit_name, self.created as i64)
+                // squeue, then sacct: seconds on a busy controller, so off the engine's thread.
+                let (sl2, wanted, since) = (sl.clone(), submit_name.clone(), self.created as i64);
+                let found = off_thread("squeue", move || sl2.find_by_name(&wanted, since))
+                    .await
                     .map_err(|e| {
                         eyre!(
                             "run {}: cannot ask Slurm whether {name} attempt {} (job name {submit_name}) \
@@ -426,7 +442,7 @@ impl Engine {
             .clone()
             .expect("a Slurm step has the Slurm executor");
         let (name, since) = (name.to_string(), self.created as i64);
-        tokio::task::spawn_blocking(move || match sl.submit(&script, &args) {
+        off_thread("sbatch", move || match sl.submit(&script, &args) {
             Err(SlurmError::TimedOut { cmd, after }) => {
                 for _ in 0..3 {
                     std::thread::sleep(Duration::from_secs(5));
@@ -442,12 +458,6 @@ impl Engine {
             other => other,
         })
         .await
-        .unwrap_or_else(|e| {
-            Err(SlurmError::Spawn {
-                cmd: "sbatch".into(),
-                message: e.to_string(),
-            })
-        })
     }
 
     /// Records what sbatch answered for each attempt of a submission.
