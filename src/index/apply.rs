@@ -2,8 +2,8 @@
 //! event lives in [`crate::runlog::state`]; this file only copies what the fold says into the tables, and
 //! only the rows a batch of events changed.
 
-use crate::runlog::state::{AttemptFold, Change, RequestFold, RunFold, StepFold};
 use crate::runlog::StepState;
+use crate::runlog::state::{AttemptFold, Change, RequestFold, RunFold, StepFold};
 use rusqlite::{Connection, params};
 use std::collections::BTreeSet;
 
@@ -22,7 +22,12 @@ impl Dirty {
     pub fn add(&mut self, c: Change) {
         match c {
             Change::Nothing => {}
-            Change::Created => *self = Dirty { created: true, ..Dirty::default() },
+            Change::Created => {
+                *self = Dirty {
+                    created: true,
+                    ..Dirty::default()
+                }
+            }
             Change::Run => self.run = true,
             Change::Step(i) => {
                 self.steps.insert(i);

@@ -11,8 +11,8 @@ use super::sources::{self, Kind, Progress, SourceKey};
 use crate::runlog::RunDir;
 use crate::runlog::events::{read_from, read_range};
 use crate::runlog::state::{RunFold, fold_one};
-use std::collections::HashMap;
 use rusqlite::{Connection, TransactionBehavior};
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 

@@ -193,7 +193,10 @@ pub fn fold_one(run: &mut Option<RunFold>, rec: &Record) -> Change {
             created: rec.ts,
             state: RunState::Running,
             ended: None,
-            steps: steps.iter().map(|s| (s.name.clone(), StepFold::new(s))).collect(),
+            steps: steps
+                .iter()
+                .map(|s| (s.name.clone(), StepFold::new(s)))
+                .collect(),
             engine: None,
             requests: Vec::new(),
         });
@@ -462,5 +465,72 @@ mod tests {
         let f = fold(&log2).unwrap();
         assert_eq!(f.steps["a"].attempts_this_round, 0);
         assert_eq!(f.steps["a"].attempts.len(), 1);
+    }
+
+    /// A preempted attempt, or one whose dependency failed, costs no try: a resumed engine (which starts
+    /// from this fold) counts the round as the live engine did. Answered requests are in the fold too.
+    #[test]
+    fn free_attempts_and_requests() {
+        let info = StepInfo {
+            name: "a".into(),
+            group: "a".into(),
+            params: Default::default(),
+            needs: vec![],
+        };
+        let started = |n| {
+            rec(Event::AttemptStarted {
+                step: "a".into(),
+                attempt: n,
+                host: "h".into(),
+                pid: None,
+                dir: format!("d{n}"),
+                cache_key: None,
+                job_id: None,
+                boot_id: None,
+            })
+        };
+        let ended = |n, class: &str| {
+            rec(Event::AttemptEnded {
+                step: "a".into(),
+                attempt: n,
+                state: StepState::Failed,
+                exit_code: None,
+                signal: None,
+                reason: None,
+                will_retry: true,
+                class: Some(class.into()),
+            })
+        };
+        let log = vec![
+            rec(Event::RunCreated {
+                run: "r".into(),
+                pipeline: "p".into(),
+                file: "f".into(),
+                workdir: "w".into(),
+                host: "h".into(),
+                user: "u".into(),
+                steps: vec![info],
+            }),
+            started(1),
+            ended(1, "preempted"),
+            started(2),
+            ended(2, "dependency"),
+            started(3),
+            ended(3, "oom"),
+            rec(Event::Request {
+                id: "q1".into(),
+                kind: "retry".into(),
+                ok: false,
+                message: "nothing to retry".into(),
+            }),
+        ];
+        let f = fold(&log).unwrap();
+        assert_eq!(f.steps["a"].attempts_this_round, 1);
+        assert_eq!(f.steps["a"].attempt_number(), 3);
+        assert_eq!(f.requests.len(), 1);
+        assert_eq!(
+            (f.requests[0].kind.as_str(), f.requests[0].ok),
+            ("retry", false)
+        );
     }
 }

@@ -19,6 +19,13 @@ impl Engine {
             return Ok(());
         }
         let inst = self.plan.instances[i].clone();
+        let step = self.step(i);
+        let job = step
+            .attempts
+            .iter()
+            .find(|a| a.attempt == f.attempt)
+            .and_then(|a| a.job_id.clone());
+        let (round, key) = (step.attempts_this_round, step.key.clone());
         let slot = &mut self.slots[i];
         slot.running = None;
         let mut outcome = f.outcome;
@@ -26,7 +33,6 @@ impl Engine {
             outcome = Outcome::DependencyFailed;
             slot.cancel_requested = false;
         }
-        let job = slot.job_id.take();
         self.in_use = self.in_use.saturating_sub(slot.weight);
         let elapsed = slot
             .started
@@ -49,11 +55,13 @@ impl Engine {
                 cancel_requested: slot.cancel_requested,
             },
         );
-        if ending.free {
-            slot.round = slot.round.saturating_sub(1);
-        }
         let budget = Budget {
-            round: slot.round,
+            // The fold counts a free attempt out once its end is in the log; the budget, now.
+            round: if ending.free {
+                round.saturating_sub(1)
+            } else {
+                round
+            },
             retries: inst.retries,
             backoff_s: inst.retry_backoff_s,
             stopping: self.cancelling || self.tripped,
@@ -63,14 +71,10 @@ impl Engine {
         let will_retry = match next {
             FollowUp::Retry { backoff, request } => {
                 slot.not_before = Some(Instant::now() + backoff);
-                slot.state = StepState::Queued;
                 slot.request = request;
                 true
             }
-            FollowUp::Stop => {
-                slot.state = state;
-                false
-            }
+            FollowUp::Stop => false,
         };
         if state == StepState::Succeeded {
             let d = self
@@ -78,11 +82,10 @@ impl Engine {
                 .attempt_dir(&inst.name, f.attempt)
                 .to_string_lossy()
                 .into_owned();
-            if let Some(k) = &slot.key {
-                self.known.insert(k.clone(), d.clone());
+            if let Some(k) = key {
+                self.known.insert(k, d.clone());
             }
-            self.last_ok.insert(inst.name.clone(), d.clone());
-            slot.result_dir = Some(d);
+            self.last_ok.insert(inst.name.clone(), d);
             self.durations.0 += elapsed;
             self.durations.1 += 1;
         }
@@ -131,7 +134,8 @@ impl Engine {
     ) {
         for j in 0..self.slots.len() {
             let sj = &self.slots[j];
-            let waits = job.is_some_and(|id| sj.after.iter().any(|a| a == id));
+            let after = self.step(j).last_attempt().map(|a| a.after.as_slice());
+            let waits = job.is_some_and(|id| after.unwrap_or_default().iter().any(|a| a == id));
             let started_on_it =
                 slurm_saw_success && self.plan.instances[j].needs.iter().any(|g| g == group);
             if !sj.on_slurm || sj.cancel_requested || !(waits || started_on_it) {

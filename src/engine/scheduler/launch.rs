@@ -23,7 +23,7 @@ impl Engine {
             .filter(|s| s.on_slurm && s.running.is_some())
             .count();
         for i in 0..self.slots.len() {
-            if !matches!(self.slots[i].state, StepState::Pending | StepState::Queued) {
+            if !matches!(self.state(i), StepState::Pending | StepState::Queued) {
                 continue;
             }
             if self.cancelling || self.tripped {
@@ -44,15 +44,13 @@ impl Engine {
             'needs: for g in &self.plan.instances[i].needs {
                 for &j in self.members.get(g).map(|v| v.as_slice()).unwrap_or(&[]) {
                     let sj = &self.slots[j];
-                    match sj.state {
+                    let job = self.step(j).open_attempt().and_then(|a| a.job_id.clone());
+                    match self.state(j) {
                         s if s.is_done_ok() => {}
                         StepState::Running
-                            if eager
-                                && sj.on_slurm
-                                && !sj.cancel_requested
-                                && sj.job_id.is_some() =>
+                            if eager && sj.on_slurm && !sj.cancel_requested && job.is_some() =>
                         {
-                            after.extend(sj.job_id.clone());
+                            after.extend(job);
                         }
                         StepState::Failed | StepState::Cancelled | StepState::Blocked => {
                             blocked_by = Some(j);
@@ -63,7 +61,7 @@ impl Engine {
                 }
             }
             if let Some(j) = blocked_by {
-                let why = format!("{} {}", self.plan.instances[j].name, self.slots[j].state);
+                let why = format!("{} {}", self.plan.instances[j].name, self.state(j));
                 self.set_state(i, StepState::Blocked, Some(why), false)?;
                 continue;
             }
@@ -94,7 +92,7 @@ impl Engine {
         let mut m = BTreeMap::new();
         for g in &self.plan.instances[i].needs {
             for &j in self.members.get(g).map(|v| v.as_slice()).unwrap_or(&[]) {
-                if let Some(k) = &self.slots[j].key {
+                if let Some(k) = &self.step(j).key {
                     m.insert(self.plan.instances[j].name.clone(), k.clone());
                 }
             }
@@ -112,19 +110,18 @@ impl Engine {
                 .unwrap_or(&[])
                 .iter()
                 .filter_map(|&j| {
-                    let sj = &self.slots[j];
                     // A Slurm parent still running (the child waits on it with afterok) will leave
                     // its result in its current attempt's dir.
-                    if sj.state == StepState::Running && sj.on_slurm {
+                    if self.state(j) == StepState::Running && self.slots[j].on_slurm {
                         let name = &self.plan.instances[j].name;
                         return Some(
                             self.run
-                                .attempt_dir(name, sj.attempts)
+                                .attempt_dir(name, self.step(j).attempt_number())
                                 .to_string_lossy()
                                 .into_owned(),
                         );
                     }
-                    sj.result_dir.clone()
+                    self.step(j).result_dir()
                 })
                 .map(serde_json::Value::String)
                 .collect();
@@ -140,7 +137,7 @@ impl Engine {
         };
         let inst = self.plan.instances[i].clone();
         let (attempt, dir) = (spec.attempt, spec.dir.clone());
-        let key = self.slots[i].key.clone().unwrap_or_default();
+        let key = self.step(i).key.clone().unwrap_or_default();
         match self.exec.launch(spec, self.done_tx.clone()) {
             Ok(launched) => {
                 let logged = self.emit(Event::AttemptStarted {
@@ -167,7 +164,6 @@ impl Engine {
     pub(super) fn mark_running(&mut self, i: usize, attempt: u32) {
         let name = self.plan.instances[i].name.clone();
         let slot = &mut self.slots[i];
-        slot.state = StepState::Running;
         slot.running = Some(attempt);
         slot.started = Some(Instant::now());
         self.in_use += slot.weight;
@@ -185,7 +181,7 @@ impl Engine {
         let mut out = Vec::new();
         for g in &self.plan.instances[i].needs {
             for &j in self.members.get(g).map(|v| v.as_slice()).unwrap_or(&[]) {
-                if self.slots[j].state == StepState::Running {
+                if self.state(j) == StepState::Running {
                     let p = &self.plan.instances[j];
                     for o in &p.outputs {
                         out.push((p.workdir.join(o), p.name.clone()));
@@ -202,7 +198,7 @@ impl Engine {
         let inst = self.plan.instances[i].clone();
         if self.slots[i].resubmit {
             // Same attempt, same dir, same key: only the submission is new.
-            let attempt = self.slots[i].attempts;
+            let attempt = self.step(i).attempt_number();
             let dir = self.run.attempt_dir(&inst.name, attempt);
             let needs = self.upstream_dirs(i);
             return Ok(Some(LaunchSpec {
@@ -217,7 +213,7 @@ impl Engine {
             }));
         }
         let upstream = self.upstream_keys(i);
-        let force = self.slots[i].force;
+        let force = self.step(i).force;
         let produced = self.produced_upstream(i);
         let decided = if inst.inputs.is_empty() {
             // Nothing to hash: no need for the index thread.
@@ -236,25 +232,22 @@ impl Engine {
             Ok(x) => x,
             Err(_) if self.interrupt.load(std::sync::atomic::Ordering::Relaxed) => return Ok(None),
             Err(msg) => {
-                let attempt = self.slots[i].attempts + 1;
                 // It counts against the retries like any failure (else it would be retried for ever).
-                self.slots[i].round += 1;
+                let attempt = self.step(i).attempt_number() + 1;
                 self.fail_without_start(i, attempt, msg)?;
                 return Ok(None);
             }
         };
         let key = manifest.key.clone();
-        self.slots[i].key = Some(key.clone());
         match hit {
             CacheDecision::Hit(dir) => {
                 self.emit(Event::Cache {
                     step: inst.name.clone(),
                     key,
                     hit: true,
-                    from: Some(dir.clone()),
+                    from: Some(dir),
                     reason: "same key as an earlier success, outputs present".into(),
                 })?;
-                self.slots[i].result_dir = Some(dir);
                 self.set_state(i, StepState::Cached, None, false)?;
                 return Ok(None);
             }
@@ -266,10 +259,8 @@ impl Engine {
                 reason,
             })?,
         }
-        let attempt = self.slots[i].attempts + 1;
-        self.slots[i].attempts = attempt;
-        self.slots[i].round += 1;
-        self.slots[i].force = false;
+        // Its number, and its place in the round, are the log's once it starts.
+        let attempt = self.step(i).attempt_number() + 1;
         self.slots[i].cancel_requested = false;
         let dir = self.run.attempt_dir(&inst.name, attempt);
         if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -305,14 +296,12 @@ impl Engine {
             return Ok(None);
         }
         self.made_dirs.insert(inst.workdir.clone());
-        let _ = key;
         Ok(Some(spec))
     }
 
     /// A step that could not even start fails (and is retried like any failure).
     pub(super) fn fail_without_start(&mut self, i: usize, attempt: u32, msg: String) -> Result<()> {
         let name = self.plan.instances[i].name.clone();
-        self.slots[i].attempts = attempt;
         self.emit(Event::AttemptStarted {
             step: name.clone(),
             attempt,
@@ -323,7 +312,7 @@ impl Engine {
                 .attempt_dir(&name, attempt)
                 .to_string_lossy()
                 .into_owned(),
-            cache_key: self.slots[i].key.clone(),
+            cache_key: self.step(i).key.clone(),
             job_id: None,
             boot_id: None,
         })?;

@@ -12,6 +12,7 @@ use crate::index::worker::IndexWorker;
 use crate::pipeline::Plan;
 use crate::runlog::events::{Event, EventWriter, SlurmRequest};
 use crate::runlog::lease::{self, Lease};
+use crate::runlog::state::{RunFold, StepFold, fold};
 use crate::runlog::{Project, RunDir, RunState, StepState};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use std::collections::HashMap;
@@ -46,19 +47,12 @@ impl Default for DriveOptions {
     }
 }
 
-/// The engine's view of one step instance.
+/// What the engine keeps of one step instance beside its fold (state, attempts, the retry round, cache
+/// key, Slurm job): timers, the attempt it watches, and what only this process knows.
 #[derive(Clone, Debug)]
 struct Slot {
-    state: StepState,
-    /// The highest attempt number used so far.
-    attempts: u32,
-    /// Attempts since the last retry/rerun reset: the retry budget counts these.
-    round: u32,
-    key: Option<String>,
-    force: bool,
     not_before: Option<Instant>,
-    /// The dir dependents learn: the successful attempt's, or the reused one.
-    result_dir: Option<String>,
+    /// The attempt an executor runs for this engine (its end is awaited).
     running: Option<u32>,
     cancel_requested: bool,
     started: Option<Instant>,
@@ -68,9 +62,8 @@ struct Slot {
     adopted: bool,
     /// Runs on the SLURM executor.
     on_slurm: bool,
-    /// The Slurm job of the running (or submitted) attempt.
-    job_id: Option<String>,
-    /// What the next Slurm attempt asks for beyond the step's resources (grown after OOM/timeouts).
+    /// What the next Slurm attempt asks for beyond the step's resources (grown after OOM/timeouts,
+    /// with what Slurm said of the job, which the log does not keep).
     request: SlurmRequest,
     /// The current attempt was never submitted (its intent is in the log, no job exists): submit it
     /// again under the same number.
@@ -78,8 +71,6 @@ struct Slot {
     /// Cancelled by the engine because a job it waits on (afterok) failed: it ends like a failed
     /// dependency (resubmitted after the parent's retry, or blocked), not like a cancel.
     dep_cancel: bool,
-    /// The jobs the current Slurm attempt waits on (`--dependency=afterok:...`).
-    after: Vec<String>,
 }
 
 struct Engine {
@@ -87,6 +78,10 @@ struct Engine {
     run_id: String,
     plan: Plan,
     log: EventWriter,
+    /// The fold of the run's log, kept current: every event the engine appends is applied to it.
+    fold: RunFold,
+    /// Where each step instance is in `fold.steps`.
+    at: Vec<usize>,
     lease: Lease,
     exec: Arc<dyn Executor>,
     index: IndexWorker,
@@ -247,6 +242,10 @@ impl Engine {
         done_tx: mpsc::UnboundedSender<Finished>,
         opts: &DriveOptions,
     ) -> Result<Engine> {
+        // A resumed run starts from where its log left it.
+        let records = crate::runlog::events::read_all(&run.events())?;
+        let fold = fold(&records)
+            .ok_or_else(|| eyre!("{} has no run_created event", run.events().display()))?;
         let parallel = opts
             .parallel
             .or(plan.max_parallel)
@@ -259,13 +258,7 @@ impl Engine {
             by_name.insert(inst.name.clone(), i);
             members.entry(inst.group.clone()).or_default().push(i);
             slots.push(Slot {
-                state: StepState::Pending,
-                attempts: 0,
-                round: 0,
-                key: None,
-                force: false,
                 not_before: None,
-                result_dir: None,
                 running: None,
                 cancel_requested: false,
                 started: None,
@@ -277,13 +270,24 @@ impl Engine {
                 },
                 adopted: false,
                 on_slurm: inst.executor == crate::pipeline::ExecutorKind::Slurm,
-                job_id: None,
                 request: SlurmRequest::default(),
                 resubmit: false,
                 dep_cancel: false,
-                after: Vec::new(),
             });
         }
+        let at = plan
+            .instances
+            .iter()
+            .map(|inst| {
+                fold.steps.get_index_of(&inst.name).ok_or_else(|| {
+                    eyre!(
+                        "run {}: step {} of plan.json is not in its events.jsonl",
+                        run.id(),
+                        inst.name
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let log = EventWriter::open(&run.events())
             .wrap_err_with(|| format!("cannot append to {}", run.events().display()))?;
         let slurm = match slots.iter().position(|s| s.on_slurm) {
@@ -303,6 +307,8 @@ impl Engine {
             run_id: run.id(),
             plan,
             log,
+            fold,
+            at,
             lease,
             exec: Arc::new(exec),
             index,
@@ -329,11 +335,29 @@ impl Engine {
         })
     }
 
+    /// Appends an event to the log, then applies it to the fold: what the engine knows is what the log
+    /// says.
     pub(super) fn emit(&mut self, event: Event) -> Result<()> {
-        self.log
+        let rec = self
+            .log
             .append(event)
             .wrap_err_with(|| format!("cannot append to {}", self.log.path().display()))?;
+        crate::runlog::state::apply(&mut self.fold, &rec);
         Ok(())
+    }
+
+    /// Step instance `i` as its log tells it.
+    pub(super) fn step(&self, i: usize) -> &StepFold {
+        &self.fold.steps[self.at[i]]
+    }
+
+    /// Step `i`'s state as the scheduler sees it: an attempt whose submission never happened waits to be
+    /// submitted again, like a pending step.
+    pub(super) fn state(&self, i: usize) -> StepState {
+        match self.step(i).state {
+            StepState::Running if self.slots[i].resubmit => StepState::Pending,
+            st => st,
+        }
     }
 
     /// Rebuilds the state from the log; adopts attempts a dead engine left running.
@@ -352,10 +376,7 @@ impl Engine {
         force: bool,
     ) -> Result<()> {
         let name = self.plan.instances[i].name.clone();
-        self.slots[i].state = state;
         if state == StepState::Pending {
-            self.slots[i].round = 0;
-            self.slots[i].force = force;
             self.slots[i].not_before = None;
         }
         self.progress
@@ -368,10 +389,15 @@ impl Engine {
         })
     }
 
+    /// Every step's state as the scheduler sees it.
+    pub(super) fn states(&self) -> impl Iterator<Item = StepState> + '_ {
+        (0..self.slots.len()).map(|i| self.state(i))
+    }
+
     pub(super) fn finished(&self) -> bool {
-        self.slots.iter().all(|s| {
+        self.states().all(|s| {
             !matches!(
-                s.state,
+                s,
                 StepState::Pending | StepState::Queued | StepState::Running
             )
         })
@@ -384,8 +410,8 @@ impl Engine {
             mean_secs: (self.durations.1 > 0).then(|| self.durations.0 / self.durations.1 as f64),
             ..Default::default()
         };
-        for s in &self.slots {
-            match s.state {
+        for s in self.states() {
+            match s {
                 st if st.is_done_ok() => c.done += 1,
                 StepState::Running => c.running += 1,
                 StepState::Failed => c.failed += 1,
@@ -402,10 +428,10 @@ impl Engine {
     }
 
     async fn finish(mut self) -> Result<RunState> {
-        let state = if self.slots.iter().all(|s| s.state.is_done_ok()) {
+        let state = if self.states().all(StepState::is_done_ok) {
             RunState::Succeeded
         } else if self.cancelling
-            || self.slots.iter().any(|s| s.state == StepState::Cancelled) && !self.tripped
+            || self.states().any(|s| s == StepState::Cancelled) && !self.tripped
         {
             RunState::Cancelled
         } else {

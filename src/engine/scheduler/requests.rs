@@ -21,7 +21,7 @@ impl Engine {
                 }
                 let mut n = 0;
                 for i in targets {
-                    match self.slots[i].state {
+                    match self.state(i) {
                         StepState::Running => {
                             self.slots[i].cancel_requested = true;
                             if let Some(a) = self.slots[i].running {
@@ -53,7 +53,7 @@ impl Engine {
                 let targets: Vec<usize> = (0..self.slots.len())
                     .filter(|&i| {
                         matches!(
-                            self.slots[i].state,
+                            self.state(i),
                             StepState::Failed | StepState::Blocked | StepState::Cancelled
                         )
                     })
@@ -82,7 +82,7 @@ impl Engine {
                 }
                 if let Some(&i) = targets
                     .iter()
-                    .find(|&&i| self.slots[i].state == StepState::Running)
+                    .find(|&&i| self.state(i) == StepState::Running)
                 {
                     return Err(format!(
                         "{} is running: cancel it first, or wait for it to end",
@@ -99,7 +99,7 @@ impl Engine {
                 let group = self.plan.instances[targets[0]].group.clone();
                 for g in self.plan.downstream_groups(&group) {
                     for i in self.members.get(&g).cloned().unwrap_or_default() {
-                        if self.slots[i].state == StepState::Blocked {
+                        if self.state(i) == StepState::Blocked {
                             self.set_state(
                                 i,
                                 StepState::Pending,

@@ -4,6 +4,7 @@
 //! attempt's request after an out-of-memory, a timeout or a node failure.
 
 use super::Engine;
+use crate::executor::slurm::SlurmExecutor;
 use crate::executor::slurm::script::{self, Element, JobScript};
 use crate::executor::{Finished, JobFacts, LaunchSpec, Outcome};
 use crate::pipeline::Instance;
@@ -14,6 +15,7 @@ use crate::slurm::SlurmError;
 use color_eyre::eyre::{Result, eyre};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long to wait before submitting again after Slurm did not take a job (limits, outages).
@@ -144,6 +146,16 @@ impl Engine {
         }
     }
 
+    /// The SLURM executor, which `Engine::new` starts whenever a step needs it.
+    fn slurm_executor(&self) -> Result<Arc<SlurmExecutor>> {
+        self.slurm.clone().ok_or_else(|| {
+            eyre!(
+                "run {}: a Slurm step without the Slurm executor",
+                self.run_id
+            )
+        })
+    }
+
     /// Test hook (`SORTIE_FAULT=POINT:STEP`): dies like `kill -9` at a point of a submission.
     fn fault(&mut self, point: &str, steps: &[&str]) {
         let Ok(f) = std::env::var("SORTIE_FAULT") else {
@@ -162,10 +174,7 @@ impl Engine {
     /// id was never recorded, or submits the attempt again when no job exists.
     pub(super) async fn resume_slurm(&mut self, i: usize, a: AttemptFold) -> Result<()> {
         let name = self.plan.instances[i].name.clone();
-        let sl = self
-            .slurm
-            .clone()
-            .expect("a Slurm step has the Slurm executor");
+        let sl = self.slurm_executor()?;
         let job = match (&a.job_id, &a.submit_name) {
             (Some(job), _) => Some(job.clone()),
             (None, Some(submit_name)) => {
@@ -203,11 +212,8 @@ impl Engine {
         let slot = &mut self.slots[i];
         match job {
             Some(job) => {
-                slot.state = StepState::Running;
                 slot.running = Some(a.attempt);
                 slot.started = Some(Instant::now());
-                slot.job_id = Some(job.clone());
-                slot.after = a.after.clone();
                 sl.track(
                     &name,
                     a.attempt,
@@ -223,7 +229,6 @@ impl Engine {
             }
             None => {
                 // The intent is logged but no job exists: this attempt is submitted now, once.
-                slot.state = StepState::Pending;
                 slot.resubmit = true;
                 self.progress.step(
                     StepState::Pending,
@@ -242,7 +247,7 @@ impl Engine {
         let mut singles = Vec::new();
         for (i, mut deps) in ready {
             let arrayable = self.plan.instances[i].slurm.array
-                && self.slots[i].attempts == 0
+                && self.step(i).attempt_number() == 0
                 && !self.slots[i].resubmit;
             let Some(spec) = self.prepare(i).await? else {
                 continue;
@@ -326,7 +331,7 @@ impl Engine {
             host: self.host.clone(),
             pid: None,
             dir: part.spec.dir.to_string_lossy().into_owned(),
-            cache_key: self.slots[i].key.clone(),
+            cache_key: self.step(i).key.clone(),
             job_id: None,
             boot_id: None,
         })?;
@@ -437,10 +442,12 @@ impl Engine {
         args: Vec<String>,
         name: &str,
     ) -> std::result::Result<String, SlurmError> {
-        let sl = self
-            .slurm
-            .clone()
-            .expect("a Slurm step has the Slurm executor");
+        let Some(sl) = self.slurm.clone() else {
+            return Err(SlurmError::Spawn {
+                cmd: "sbatch".into(),
+                message: "the Slurm executor is not running".into(),
+            });
+        };
         let (name, since) = (name.to_string(), self.created as i64);
         off_thread("sbatch", move || match sl.submit(&script, &args) {
             Err(SlurmError::TimedOut { cmd, after }) => {
@@ -475,10 +482,7 @@ impl Engine {
                     .collect();
                 let refs: Vec<&str> = steps.iter().map(String::as_str).collect();
                 self.fault("after_sbatch", &refs);
-                let sl = self
-                    .slurm
-                    .clone()
-                    .expect("a Slurm step has the Slurm executor");
+                let sl = self.slurm_executor()?;
                 for (part, index) in parts {
                     let job = match index {
                         Some(k) => format!("{id}_{k}"),
@@ -490,10 +494,7 @@ impl Engine {
                         attempt: part.spec.attempt,
                         job_id: job.clone(),
                     })?;
-                    let slot = &mut self.slots[part.i];
-                    slot.job_id = Some(job.clone());
-                    slot.resubmit = false;
-                    slot.after = part.deps.clone();
+                    self.slots[part.i].resubmit = false;
                     self.mark_running(part.i, part.spec.attempt);
                     sl.track(
                         &step,
