@@ -1,7 +1,7 @@
 //! An attempt ended: its step's new state, the retry that follows (or not), and what it releases.
 
-use super::Engine;
 use super::ending::{Budget, EndFacts, FollowUp, follow, judge};
+use super::{Engine, Launch};
 use crate::engine::cache;
 use crate::executor::{Finished, Outcome};
 use crate::runlog::StepState;
@@ -47,7 +47,7 @@ impl Engine {
         let ending = judge(
             &outcome,
             &EndFacts {
-                on_slurm: slot.on_slurm,
+                on_slurm: slot.launch == Launch::Slurm,
                 job: job.as_deref(),
                 timeout_s: inst.timeout_s,
                 missing: &missing,
@@ -89,7 +89,7 @@ impl Engine {
             self.durations.0 += elapsed;
             self.durations.1 += 1;
         }
-        let on_slurm = slot.on_slurm;
+        let holds = slot.launch.holds_dependents();
         self.emit(Event::AttemptEnded {
             step: inst.name.clone(),
             attempt: f.attempt,
@@ -107,7 +107,7 @@ impl Engine {
             detail.push_str(", will retry");
         }
         self.progress.step(state, &inst.name, &detail);
-        if on_slurm && state != StepState::Succeeded {
+        if holds && state != StepState::Succeeded {
             self.release_dependents(&inst.group, job.as_deref(), ending.exit_code == Some(0));
         }
         if state == StepState::Failed && !will_retry && self.fail_fast && !self.tripped {
@@ -138,7 +138,7 @@ impl Engine {
             let waits = job.is_some_and(|id| after.unwrap_or_default().iter().any(|a| a == id));
             let started_on_it =
                 slurm_saw_success && self.plan.instances[j].needs.iter().any(|g| g == group);
-            if !sj.on_slurm || sj.cancel_requested || !(waits || started_on_it) {
+            if !sj.launch.holds_dependents() || sj.cancel_requested || !(waits || started_on_it) {
                 continue;
             }
             if let Some(a) = sj.running {

@@ -1,5 +1,5 @@
 //! Launching: which ready steps go now, the cache decision, the attempt dir and its environment.
-use super::Engine;
+use super::{Engine, Launch};
 use crate::engine::cache;
 use crate::executor::{Finished, LaunchSpec, Outcome};
 use crate::pipeline::Instance;
@@ -20,7 +20,7 @@ impl Engine {
         let mut queued = self
             .slots
             .iter()
-            .filter(|s| s.on_slurm && s.running.is_some())
+            .filter(|s| s.launch == Launch::Slurm && s.running.is_some())
             .count();
         for i in 0..self.slots.len() {
             if !matches!(self.state(i), StepState::Pending | StepState::Queued) {
@@ -40,7 +40,7 @@ impl Engine {
             let mut blocked_by = None;
             // A Slurm step may be submitted as soon as the Slurm jobs it needs are: afterok holds it.
             let mut after: Vec<String> = Vec::new();
-            let eager = self.slots[i].on_slurm;
+            let eager = self.slots[i].launch == Launch::Slurm;
             'needs: for g in &self.plan.instances[i].needs {
                 for &j in self.members.get(g).map(|v| v.as_slice()).unwrap_or(&[]) {
                     let sj = &self.slots[j];
@@ -48,7 +48,10 @@ impl Engine {
                     match self.state(j) {
                         s if s.is_done_ok() => {}
                         StepState::Running
-                            if eager && sj.on_slurm && !sj.cancel_requested && job.is_some() =>
+                            if eager
+                                && sj.launch.holds_dependents()
+                                && !sj.cancel_requested
+                                && job.is_some() =>
                         {
                             after.extend(job);
                         }
@@ -68,18 +71,16 @@ impl Engine {
             if waiting || self.slots[i].not_before.is_some_and(|t| t > now) {
                 continue;
             }
-            if self.slots[i].on_slurm {
-                if queued >= self.plan.slurm.max_queued as usize {
-                    continue;
+            match self.slots[i].launch {
+                Launch::Slurm if queued < self.plan.slurm.max_queued as usize => {
+                    queued += 1;
+                    for_slurm.push((i, after));
                 }
-                queued += 1;
-                for_slurm.push((i, after));
-                continue;
+                Launch::Local if self.in_use + self.slots[i].weight <= self.parallel => {
+                    self.launch(i).await?;
+                }
+                Launch::Slurm | Launch::Local => {}
             }
-            if self.in_use + self.slots[i].weight > self.parallel {
-                continue;
-            }
-            self.launch(i).await?;
         }
         if !for_slurm.is_empty() {
             self.submit_slurm(for_slurm).await?;
@@ -112,7 +113,9 @@ impl Engine {
                 .filter_map(|&j| {
                     // A Slurm parent still running (the child waits on it with afterok) will leave
                     // its result in its current attempt's dir.
-                    if self.state(j) == StepState::Running && self.slots[j].on_slurm {
+                    if self.state(j) == StepState::Running
+                        && self.slots[j].launch.holds_dependents()
+                    {
                         let name = &self.plan.instances[j].name;
                         return Some(
                             self.run

@@ -60,8 +60,7 @@ struct Slot {
     weight: usize,
     /// The running attempt was started by an engine that died (this one adopted it).
     adopted: bool,
-    /// Runs on the SLURM executor.
-    on_slurm: bool,
+    launch: Launch,
     /// What the next Slurm attempt asks for beyond the step's resources (grown after OOM/timeouts,
     /// with what Slurm said of the job, which the log does not keep).
     request: SlurmRequest,
@@ -71,6 +70,34 @@ struct Slot {
     /// Cancelled by the engine because a job it waits on (afterok) failed: it ends like a failed
     /// dependency (resubmitted after the parent's retry, or blocked), not like a cancel.
     dep_cancel: bool,
+}
+
+/// The two ways a step's attempts start. They differ in more than the call that starts them, so the
+/// engine names them instead of hiding the second behind [`Executor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Launch {
+    /// One attempt at a time through [`Executor::launch`], within the run's parallelism; a resumed
+    /// engine adopts it through [`Executor::adopt`].
+    Local,
+    /// Submitted by `slurm.rs`: matrix instances together as arrays, dependents at once with `afterok`
+    /// on the jobs they need, the intent logged before `sbatch`, capped by `max_queued`; a resumed
+    /// engine follows its job, or finds it by name.
+    Slurm,
+}
+
+impl Launch {
+    fn of(inst: &crate::pipeline::Instance) -> Launch {
+        match inst.executor {
+            crate::pipeline::ExecutorKind::Local => Launch::Local,
+            crate::pipeline::ExecutorKind::Slurm => Launch::Slurm,
+        }
+    }
+
+    /// Its dependents are submitted while it runs, held by the cluster until it succeeds (and killed
+    /// by it when it does not).
+    fn holds_dependents(self) -> bool {
+        self == Launch::Slurm
+    }
 }
 
 struct Engine {
@@ -262,14 +289,13 @@ impl Engine {
                 running: None,
                 cancel_requested: false,
                 started: None,
-                // Slurm steps take no local slots: the cluster schedules them.
-                weight: if inst.executor == crate::pipeline::ExecutorKind::Slurm {
-                    0
-                } else {
-                    (inst.resources.cpus.unwrap_or(1) as usize).clamp(1, parallel)
+                weight: match Launch::of(inst) {
+                    Launch::Local => (inst.resources.cpus.unwrap_or(1) as usize).clamp(1, parallel),
+                    // The cluster schedules it: it takes no local slots.
+                    Launch::Slurm => 0,
                 },
                 adopted: false,
-                on_slurm: inst.executor == crate::pipeline::ExecutorKind::Slurm,
+                launch: Launch::of(inst),
                 request: SlurmRequest::default(),
                 resubmit: false,
                 dep_cancel: false,
@@ -290,7 +316,7 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         let log = EventWriter::open(&run.events())
             .wrap_err_with(|| format!("cannot append to {}", run.events().display()))?;
-        let slurm = match slots.iter().position(|s| s.on_slurm) {
+        let slurm = match slots.iter().position(|s| s.launch == Launch::Slurm) {
             Some(i) => Some(Arc::new(SlurmExecutor::start(&plan.slurm).map_err(
                 |e| {
                     crate::util::user_error(format!(

@@ -1,6 +1,6 @@
 //! Resuming a run: the state rebuilt from its log, attempts a dead engine left running adopted.
 
-use super::{Engine, slurm};
+use super::{Engine, Launch, slurm};
 use crate::runlog::events::Event;
 use crate::runlog::{RunState, StepState};
 use color_eyre::eyre::Result;
@@ -23,13 +23,14 @@ impl Engine {
             let open = (s.state == StepState::Running)
                 .then(|| s.open_attempt().cloned())
                 .flatten();
-            if self.slots[i].on_slurm {
+            let launch = self.slots[i].launch;
+            if launch == Launch::Slurm {
                 self.slots[i].request = slurm::next_request(inst, self.step(i));
             }
             let Some(a) = open else {
                 continue;
             };
-            if self.slots[i].on_slurm {
+            if launch == Launch::Slurm {
                 self.resume_slurm(i, a).await?;
                 continue;
             }

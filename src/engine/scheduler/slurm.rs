@@ -3,7 +3,7 @@
 //! each call and the job id after, healing a crash between the two on resume, and growing the next
 //! attempt's request after an out-of-memory, a timeout or a node failure.
 
-use super::Engine;
+use super::{Engine, Launch};
 use crate::executor::slurm::SlurmExecutor;
 use crate::executor::slurm::script::{self, Element, JobScript};
 use crate::executor::{Finished, JobFacts, LaunchSpec, Outcome};
@@ -140,8 +140,8 @@ impl Engine {
     /// Sends a cancel to whichever executor runs the attempt.
     pub(super) fn cancel_attempt(&self, i: usize, attempt: u32) {
         let name = &self.plan.instances[i].name;
-        match (&self.slurm, self.slots[i].on_slurm) {
-            (Some(sl), true) => sl.cancel(name, attempt),
+        match (&self.slurm, self.slots[i].launch) {
+            (Some(sl), Launch::Slurm) => sl.cancel(name, attempt),
             _ => self.exec.cancel(name, attempt),
         }
     }
