@@ -208,6 +208,12 @@ pub fn fold_one(run: &mut Option<RunFold>, rec: &Record) -> Change {
     }
 }
 
+/// Step `name`'s position and its attempt `n`, where both exist.
+fn attempt_of<'a>(r: &'a mut RunFold, name: &str, n: u32) -> Option<(usize, &'a mut AttemptFold)> {
+    let (i, _, s) = r.steps.get_full_mut(name)?;
+    Some((i, s.attempt_mut(n)?))
+}
+
 /// What one event means for a run: the only place that says it. Every kind is matched by name, so a new
 /// one cannot be forgotten.
 pub fn apply(r: &mut RunFold, rec: &Record) -> Change {
@@ -336,10 +342,7 @@ pub fn apply(r: &mut RunFold, rec: &Record) -> Change {
             request,
             after,
         } => {
-            let Some((i, _, s)) = r.steps.get_full_mut(step) else {
-                return Change::Nothing;
-            };
-            let Some(a) = s.attempt_mut(*attempt) else {
+            let Some((i, a)) = attempt_of(r, step, *attempt) else {
                 return Change::Nothing;
             };
             a.submit_name = Some(name.clone());
@@ -412,6 +415,18 @@ mod tests {
         Record { ts: 1.0, event }
     }
 
+    fn created(steps: Vec<StepInfo>) -> Record {
+        rec(Event::RunCreated {
+            run: "r".into(),
+            pipeline: "p".into(),
+            file: "f".into(),
+            workdir: "w".into(),
+            host: "h".into(),
+            user: "u".into(),
+            steps,
+        })
+    }
+
     #[test]
     fn folds_attempts_retries_and_resets() {
         let info = |n: &str| StepInfo {
@@ -421,15 +436,7 @@ mod tests {
             needs: vec![],
         };
         let log = vec![
-            rec(Event::RunCreated {
-                run: "r".into(),
-                pipeline: "p".into(),
-                file: "f".into(),
-                workdir: "w".into(),
-                host: "h".into(),
-                user: "u".into(),
-                steps: vec![info("a"), info("b")],
-            }),
+            created(vec![info("a"), info("b")]),
             rec(Event::AttemptStarted {
                 step: "a".into(),
                 attempt: 1,
@@ -502,15 +509,7 @@ mod tests {
             })
         };
         let log = vec![
-            rec(Event::RunCreated {
-                run: "r".into(),
-                pipeline: "p".into(),
-                file: "f".into(),
-                workdir: "w".into(),
-                host: "h".into(),
-                user: "u".into(),
-                steps: vec![info],
-            }),
+            created(vec![info]),
             started(1),
             ended(1, "preempted"),
             started(2),

@@ -174,7 +174,7 @@ fn tries_per_round(retries: u32, lost: bool) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::{ExecutorKind, Resources, SlurmStep};
+    use crate::pipeline::ExecutorKind;
 
     /// outcome, facts, state, exit code, signal, reason, class, lost, free
     type JudgeRow<'a> = (
@@ -200,31 +200,8 @@ mod tests {
 
     fn inst(executor: ExecutorKind) -> Instance {
         Instance {
-            name: "train".into(),
-            group: "train".into(),
-            params: Default::default(),
-            run: "true".into(),
-            setup: None,
-            wrap: None,
-            env: Default::default(),
-            workdir: "/w".into(),
-            inputs: vec![],
-            outputs: vec![],
-            needs: vec![],
-            retries: 2,
-            retry_backoff_s: 10.0,
-            timeout_s: Some(5.0),
-            resources: Resources {
-                mem_mb: Some(100),
-                time_s: Some(60),
-                ..Resources::default()
-            },
             executor,
-            slurm: SlurmStep {
-                mem_factor: 2.0,
-                time_factor: 1.5,
-                ..SlurmStep::default()
-            },
+            ..slurm::tests::inst()
         }
     }
 

@@ -204,16 +204,7 @@ impl Engine {
             let attempt = self.step(i).attempt_number();
             let dir = self.run.attempt_dir(&inst.name, attempt);
             let needs = self.upstream_dirs(i);
-            return Ok(Some(LaunchSpec {
-                run_id: self.run_id.clone(),
-                step: inst.name.clone(),
-                attempt,
-                script: inst.script(),
-                env: step_env(&self.run, &inst, attempt, &dir, &needs),
-                workdir: inst.workdir.clone(),
-                dir,
-                timeout: inst.timeout_s.map(Duration::from_secs_f64),
-            }));
+            return Ok(Some(self.spec(&inst, attempt, dir, &needs)));
         }
         let upstream = self.upstream_keys(i);
         let force = self.step(i).force;
@@ -278,16 +269,7 @@ impl Engine {
                 needs.to_string().as_bytes(),
             );
         }
-        let spec = LaunchSpec {
-            run_id: self.run_id.clone(),
-            step: inst.name.clone(),
-            attempt,
-            script: inst.script(),
-            env: step_env(&self.run, &inst, attempt, &dir, &needs),
-            workdir: inst.workdir.clone(),
-            dir: dir.clone(),
-            timeout: inst.timeout_s.map(Duration::from_secs_f64),
-        };
+        let spec = self.spec(&inst, attempt, dir, &needs);
         if !self.made_dirs.contains(&inst.workdir)
             && let Err(e) = std::fs::create_dir_all(&inst.workdir)
         {
@@ -300,6 +282,26 @@ impl Engine {
         }
         self.made_dirs.insert(inst.workdir.clone());
         Ok(Some(spec))
+    }
+
+    /// What an executor needs to start attempt `attempt` of `inst` in `dir`.
+    fn spec(
+        &self,
+        inst: &Instance,
+        attempt: u32,
+        dir: std::path::PathBuf,
+        needs: &serde_json::Value,
+    ) -> LaunchSpec {
+        LaunchSpec {
+            run_id: self.run_id.clone(),
+            step: inst.name.clone(),
+            attempt,
+            script: inst.script(),
+            env: step_env(&self.run, inst, attempt, &dir, needs),
+            workdir: inst.workdir.clone(),
+            dir,
+            timeout: inst.timeout_s.map(Duration::from_secs_f64),
+        }
     }
 
     /// A step that could not even start fails (and is retried like any failure).

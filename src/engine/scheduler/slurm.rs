@@ -539,11 +539,12 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::pipeline::{Resources, SlurmStep};
 
-    fn inst() -> Instance {
+    /// A Slurm step asking for 100 MB and 60 s, grown ×2 and ×1.5.
+    pub(in crate::engine::scheduler) fn inst() -> Instance {
         Instance {
             name: "train[seed=0]".into(),
             group: "train".into(),
