@@ -130,9 +130,13 @@ fn write_step(conn: &Connection, run: &str, ord: usize, s: &StepFold) -> rusqlit
     let n = serde_json::to_string(&s.needs).unwrap_or_else(|_| "[]".into());
     let attempts = s.last_attempt().map_or(0, |a| a.attempt);
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO steps (run, name, ord, step_group, params, needs, state, reason, \
+        // Updated in place (not replaced): most writes change a step's state and times only.
+        "INSERT INTO steps (run, name, ord, step_group, params, needs, state, reason, \
          attempts, exit_code, signal, started, ended, dir, cache_key, job_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+         ON CONFLICT (run, name) DO UPDATE SET ord = ?3, step_group = ?4, params = ?5, needs = ?6, \
+         state = ?7, reason = ?8, attempts = ?9, exit_code = ?10, signal = ?11, started = ?12, \
+         ended = ?13, dir = ?14, cache_key = ?15, job_id = ?16",
     )?
     .execute(params![
         run,
@@ -162,9 +166,12 @@ fn write_attempt(
     a: &AttemptFold,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO attempts (run, step, attempt, state, host, pid, dir, started, ended, \
+        "INSERT INTO attempts (run, step, attempt, state, host, pid, dir, started, ended, \
          exit_code, signal, cache_key, job_id, reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (run, step, attempt) DO UPDATE SET state = ?4, host = ?5, pid = ?6, dir = ?7, \
+         started = ?8, ended = ?9, exit_code = ?10, signal = ?11, cache_key = ?12, job_id = ?13, \
+         reason = ?14",
     )?
     .execute(params![
         run,
