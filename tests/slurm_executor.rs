@@ -1137,6 +1137,10 @@ fn a_detached_run_finishes_on_the_cluster_after_every_sortie_process_is_killed()
         assert_eq!(s["attempts"], 1, "{name}");
         assert!(s["ended"].is_number(), "{name}: {s}");
     }
+    // The TUI reads those ends through the same function: finished, not running with clocks counting.
+    let snap = common::tui_snapshot(sp.p.root(), &run);
+    common::assert_status_matches_tui(&st, &snap, &run);
+    assert_eq!(snap.dead_engines, std::slice::from_ref(&run));
 
     // `sortie resume` records those ends without submitting anything again.
     let out = sp.sortie(&["resume", &run], &[], RUN_LIMIT);

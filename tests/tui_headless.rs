@@ -1704,37 +1704,6 @@ fn handle_reports_when_nothing_needs_a_redraw() {
         error: None
     }));
 }
-
-/// The first snapshot the real data thread sends for `run` of project `root`.
-fn data_thread_snapshot(root: &std::path::Path, run: &str) -> Snapshot {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (wtx, wrx) = std::sync::mpsc::channel();
-    wtx.send(Watch {
-        run: Some(run.to_string()),
-        ..Default::default()
-    })
-    .unwrap();
-    let project = sortie::runlog::Project::new(root);
-    let timing = sortie::tui::data::Timing::every(Duration::from_millis(100));
-    let thread = std::thread::spawn(move || {
-        sortie::tui::data::run(project, wrx, move |m| tx.send(m).is_ok(), timing)
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let snap = loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(DataMsg::Snapshot(s)) if s.run.as_deref() == Some(run) && !s.steps.is_empty() => {
-                break *s;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("no snapshot of run {run} from the data thread: {e}"),
-        }
-    };
-    drop(wtx);
-    drop(rx);
-    let _ = thread.join();
-    snap
-}
-
 /// A run whose engine died: one step ended while nobody watched (its exit-code file), the other's
 /// processes were all killed (lost). `sortie status` and the TUI read both through the same function
 /// and must say the same; the Runs pane marks the dead engine and `e` resumes the run after a yes.
@@ -1798,16 +1767,9 @@ wait
     let status = p.status(Some(&run));
     assert_eq!(common::step_of(&status, "quick")["state"], "succeeded");
     assert_eq!(common::step_of(&status, "slow")["state"], "failed");
-    let snap = data_thread_snapshot(p.root(), &run);
-    for s in &snap.steps {
-        let st = common::step_of(&status, &s.name);
-        assert_eq!(st["state"], s.state.as_str(), "{}: {status}", s.name);
-        assert_eq!(st["reason"].as_str(), s.reason.as_deref(), "{}", s.name);
-        assert_eq!(st["exit_code"].as_i64(), s.exit_code.map(i64::from));
-        assert_eq!(st["ended"].is_null(), s.ended.is_none(), "{}", s.name);
-    }
+    let snap = common::tui_snapshot(p.root(), &run);
+    common::assert_status_matches_tui(&status, &snap, &run);
     let row = snap.runs.iter().find(|r| r.id == run).unwrap();
-    assert_eq!(status["state"], row.state.as_str());
     assert_eq!(snap.dead_engines, std::slice::from_ref(&run));
 
     let dir = row.dir.clone();

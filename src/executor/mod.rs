@@ -1,7 +1,8 @@
-//! Executors run one attempt of a step somewhere and report how it ended. The engine talks to them through
-//! [`Executor`]; the local one runs a process group on this host, the SLURM one submits batch jobs (the
-//! engine submits through [`slurm::SlurmExecutor`] directly: arrays, dependencies and intent records need
-//! more than `launch`).
+//! Executors run one attempt of a step somewhere and report how it ended. The local one runs a process
+//! group on this host and is driven through [`Executor`]; the SLURM one submits batch jobs and is driven
+//! through [`slurm::SlurmExecutor`]'s own methods (submit, track, find by name, cancel), because arrays,
+//! `afterok` dependencies and intent records need more than `launch`. The engine names the two paths
+//! (`engine::scheduler::Launch`); both report ends on the same channel as [`Finished`].
 
 pub mod local;
 pub mod slurm;

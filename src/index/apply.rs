@@ -1,168 +1,194 @@
-//! Applying one event of a run's log to the run, step and attempt tables. This is the only place that
-//! knows how events change rows; replaying a log from the start always gives the same rows.
+//! Writing a run's rows (runs, steps, attempts, requests) from the fold of its log. The meaning of each
+//! event lives in [`crate::runlog::state`]; this file only copies what the fold says into the tables, and
+//! only the rows a batch of events changed.
 
-use crate::runlog::{Event, Record, StepState};
+use crate::runlog::StepState;
+use crate::runlog::state::{AttemptFold, Change, RequestFold, RunFold, StepFold};
 use rusqlite::{Connection, params};
+use std::collections::BTreeSet;
 
-/// Applies `rec` from the log of run `run` (whose directory is `run_dir`).
-pub fn apply(conn: &Connection, run: &str, run_dir: &str, rec: &Record) -> rusqlite::Result<()> {
-    let ts = rec.ts;
-    match &rec.event {
-        Event::RunCreated {
-            pipeline,
-            file,
-            workdir,
-            host,
-            user,
-            steps,
-            ..
-        } => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO runs (id, dir, pipeline, file, workdir, host, user, created, \
-                 ended, state, engine_host, engine_pid) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 'running', NULL, NULL)",
-            )?
-            .execute(params![run, run_dir, pipeline, file, workdir, host, user, ts])?;
-            let mut ins = conn.prepare_cached(
-                "INSERT OR REPLACE INTO steps (run, name, ord, step_group, params, needs, state, attempts) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0)",
-            )?;
-            for (ord, s) in steps.iter().enumerate() {
-                let p = serde_json::to_string(&s.params).unwrap_or_else(|_| "{}".into());
-                let n = serde_json::to_string(&s.needs).unwrap_or_else(|_| "[]".into());
-                ins.execute(params![run, s.name, ord as i64, s.group, p, n])?;
+/// The rows a batch of events changed.
+#[derive(Debug, Default)]
+pub struct Dirty {
+    /// The run started (over): every row.
+    created: bool,
+    run: bool,
+    steps: BTreeSet<usize>,
+    attempts: BTreeSet<(usize, u32)>,
+    requests: BTreeSet<usize>,
+}
+
+impl Dirty {
+    pub fn add(&mut self, c: Change) {
+        match c {
+            Change::Nothing => {}
+            Change::Created => {
+                *self = Dirty {
+                    created: true,
+                    ..Dirty::default()
+                }
+            }
+            Change::Run => self.run = true,
+            Change::Step(i) => {
+                self.steps.insert(i);
+            }
+            Change::Attempt(i, a) => {
+                self.steps.insert(i);
+                self.attempts.insert((i, a));
+            }
+            Change::Request(i) => {
+                self.requests.insert(i);
             }
         }
-        Event::EngineStarted { host, pid, .. } => {
-            conn.prepare_cached("UPDATE runs SET engine_host = ?2, engine_pid = ?3 WHERE id = ?1")?
-                .execute(params![run, host, pid])?;
-        }
-        // The run keeps naming its last engine; liveness is the lease's business, not the index's.
-        Event::EngineStopped { .. } | Event::SubmitIntent { .. } => {}
-        Event::StepState {
-            step,
-            state,
-            reason,
-            ..
-        } => {
-            // `pending` resets the step for a retry or re-run: forget how the last attempt ended.
-            let reset = *state == StepState::Pending;
-            conn.prepare_cached(
-                "UPDATE steps SET state = ?3, reason = ?4, \
-                 exit_code = CASE WHEN ?5 THEN NULL ELSE exit_code END, \
-                 signal = CASE WHEN ?5 THEN NULL ELSE signal END, \
-                 ended = CASE WHEN ?5 THEN NULL ELSE ended END \
-                 WHERE run = ?1 AND name = ?2",
-            )?
-            .execute(params![run, step, state.as_str(), reason, reset])?;
-        }
-        Event::Cache {
-            step,
-            key,
-            hit,
-            from,
-            ..
-        } => {
-            conn.prepare_cached(
-                "UPDATE steps SET cache_key = ?3, dir = CASE WHEN ?4 THEN ?5 ELSE dir END \
-                 WHERE run = ?1 AND name = ?2",
-            )?
-            .execute(params![run, step, key, *hit && from.is_some(), from])?;
-        }
-        Event::AttemptStarted {
-            step,
-            attempt,
-            host,
-            pid,
-            dir,
-            cache_key,
-            job_id,
-            ..
-        } => {
-            // An attempt started without a key inherits the one the Cache event gave its step, so that
-            // cache_hit() finds it.
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO attempts (run, step, attempt, state, host, pid, dir, started, \
-                 cache_key, job_id) \
-                 VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, \
-                 COALESCE(?8, (SELECT cache_key FROM steps WHERE run = ?1 AND name = ?2)), ?9)",
-            )?
-            .execute(params![run, step, attempt, host, pid, dir, ts, cache_key, job_id])?;
-            // The step now shows this attempt: what an earlier attempt ended with no longer applies.
-            conn.prepare_cached(
-                "UPDATE steps SET state = 'running', attempts = ?3, started = ?4, ended = NULL, \
-                 dir = ?5, job_id = ?6, cache_key = COALESCE(?7, cache_key), \
-                 exit_code = NULL, signal = NULL, reason = NULL \
-                 WHERE run = ?1 AND name = ?2",
-            )?
-            .execute(params![run, step, attempt, ts, dir, job_id, cache_key])?;
-        }
-        Event::AttemptEnded {
-            step,
-            attempt,
-            state,
-            exit_code,
-            signal,
-            reason,
-            will_retry,
-            ..
-        } => {
-            conn.prepare_cached(
-                "UPDATE attempts SET state = ?4, ended = ?5, exit_code = ?6, signal = ?7, reason = ?8 \
-                 WHERE run = ?1 AND step = ?2 AND attempt = ?3",
-            )?
-            .execute(params![run, step, attempt, state.as_str(), ts, exit_code, signal, reason])?;
-            let step_state = if *will_retry {
-                StepState::Queued
-            } else {
-                *state
-            };
-            let ended = (!*will_retry).then_some(ts);
-            conn.prepare_cached(
-                "UPDATE steps SET state = ?3, ended = ?4, exit_code = ?5, signal = ?6, reason = ?7 \
-                 WHERE run = ?1 AND name = ?2",
-            )?
-            .execute(params![
-                run,
-                step,
-                step_state.as_str(),
-                ended,
-                exit_code,
-                signal,
-                reason
-            ])?;
-        }
-        Event::JobSubmitted {
-            step,
-            attempt,
-            job_id,
-        } => {
-            conn.prepare_cached(
-                "UPDATE attempts SET job_id = ?4 WHERE run = ?1 AND step = ?2 AND attempt = ?3",
-            )?
-            .execute(params![run, step, attempt, job_id])?;
-            conn.prepare_cached(
-                "UPDATE steps SET job_id = ?4 WHERE run = ?1 AND name = ?2 AND attempts = ?3",
-            )?
-            .execute(params![run, step, attempt, job_id])?;
-        }
-        Event::Request {
-            id,
-            kind,
-            ok,
-            message,
-        } => {
-            conn.prepare_cached(
-                "INSERT INTO requests (run, ts, id, kind, ok, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![run, ts, id, kind, ok, message])?;
-        }
-        Event::RunState { state } => {
-            let ended = (*state != crate::runlog::RunState::Running).then_some(ts);
-            conn.prepare_cached("UPDATE runs SET state = ?2, ended = ?3 WHERE id = ?1")?
-                .execute(params![run, state.as_str(), ended])?;
+    }
+}
+
+/// Writes the rows of run `run` (whose directory is `run_dir`) that `dirty` names, from `f`.
+pub fn write(
+    conn: &Connection,
+    run: &str,
+    run_dir: &str,
+    f: &RunFold,
+    dirty: &Dirty,
+) -> rusqlite::Result<()> {
+    if dirty.created {
+        // A new `run_created` starts the run over: nothing of an earlier one stays.
+        for table in ["requests", "attempts", "steps"] {
+            conn.prepare_cached(&format!("DELETE FROM {table} WHERE run = ?1"))?
+                .execute([run])?;
         }
     }
+    if dirty.created || dirty.run {
+        let (engine_host, engine_pid) = match &f.engine {
+            Some((h, p, _)) => (Some(h.as_str()), Some(*p)),
+            None => (None, None),
+        };
+        conn.prepare_cached(
+            "INSERT INTO runs (id, dir, pipeline, file, workdir, host, user, created, ended, state, \
+             engine_host, engine_pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             ON CONFLICT (id) DO UPDATE SET dir = ?2, pipeline = ?3, file = ?4, workdir = ?5, \
+             host = ?6, user = ?7, created = ?8, ended = ?9, state = ?10, engine_host = ?11, \
+             engine_pid = ?12",
+        )?
+        .execute(params![
+            run,
+            run_dir,
+            f.pipeline,
+            f.file,
+            f.workdir,
+            f.host,
+            f.user,
+            f.created,
+            f.ended,
+            f.state.as_str(),
+            engine_host,
+            engine_pid
+        ])?;
+    }
+    if dirty.created {
+        for (i, s) in f.steps.values().enumerate() {
+            write_step(conn, run, i, s)?;
+            for a in &s.attempts {
+                write_attempt(conn, run, s, a)?;
+            }
+        }
+        for q in &f.requests {
+            write_request(conn, run, q)?;
+        }
+        return Ok(());
+    }
+    for &i in &dirty.steps {
+        if let Some((_, s)) = f.steps.get_index(i) {
+            write_step(conn, run, i, s)?;
+        }
+    }
+    for &(i, n) in &dirty.attempts {
+        if let Some((_, s)) = f.steps.get_index(i)
+            && let Some(a) = s.attempts.iter().find(|a| a.attempt == n)
+        {
+            write_attempt(conn, run, s, a)?;
+        }
+    }
+    for &k in &dirty.requests {
+        if let Some(q) = f.requests.get(k) {
+            write_request(conn, run, q)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_request(conn: &Connection, run: &str, q: &RequestFold) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO requests (run, ts, id, kind, ok, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![run, q.ts, q.id, q.kind, q.ok, q.message])?;
+    Ok(())
+}
+
+fn write_step(conn: &Connection, run: &str, ord: usize, s: &StepFold) -> rusqlite::Result<()> {
+    let p = serde_json::to_string(&s.params).unwrap_or_else(|_| "{}".into());
+    let n = serde_json::to_string(&s.needs).unwrap_or_else(|_| "[]".into());
+    let attempts = s.last_attempt().map_or(0, |a| a.attempt);
+    conn.prepare_cached(
+        // Updated in place (not replaced): most writes change a step's state and times only.
+        "INSERT INTO steps (run, name, ord, step_group, params, needs, state, reason, \
+         attempts, exit_code, signal, started, ended, dir, cache_key, job_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+         ON CONFLICT (run, name) DO UPDATE SET ord = ?3, step_group = ?4, params = ?5, needs = ?6, \
+         state = ?7, reason = ?8, attempts = ?9, exit_code = ?10, signal = ?11, started = ?12, \
+         ended = ?13, dir = ?14, cache_key = ?15, job_id = ?16",
+    )?
+    .execute(params![
+        run,
+        s.name,
+        ord as i64,
+        s.group,
+        p,
+        n,
+        s.state.as_str(),
+        s.reason,
+        attempts,
+        s.exit_code,
+        s.signal,
+        s.started,
+        s.ended,
+        s.dir,
+        s.key,
+        s.job_id
+    ])?;
+    Ok(())
+}
+
+fn write_attempt(
+    conn: &Connection,
+    run: &str,
+    s: &StepFold,
+    a: &AttemptFold,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO attempts (run, step, attempt, state, host, pid, dir, started, ended, \
+         exit_code, signal, cache_key, job_id, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (run, step, attempt) DO UPDATE SET state = ?4, host = ?5, pid = ?6, dir = ?7, \
+         started = ?8, ended = ?9, exit_code = ?10, signal = ?11, cache_key = ?12, job_id = ?13, \
+         reason = ?14",
+    )?
+    .execute(params![
+        run,
+        s.name,
+        a.attempt,
+        a.state.unwrap_or(StepState::Running).as_str(),
+        a.host,
+        a.pid,
+        a.dir,
+        a.started,
+        a.ended,
+        a.exit_code,
+        a.signal,
+        a.cache_key,
+        a.job_id,
+        a.reason
+    ])?;
     Ok(())
 }
 
@@ -406,6 +432,51 @@ mod tests {
         assert_eq!(eval.reason.as_deref(), Some("rerun"));
         let r = ix.run("r1").unwrap().unwrap();
         assert_eq!((r.state, r.ended), (RunState::Running, None));
+    }
+
+    /// Two processes take turns syncing one run: the one whose kept fold lags catches up from the log
+    /// (without writing what the other wrote), and both leave the rows a fresh replay gives.
+    #[test]
+    fn handles_taking_turns_leave_the_rows_of_a_replay() {
+        let fx = Fixture::new();
+        let run = fx.new_run("r1", 100.0, &["prep", "train"]);
+        let (mut a, mut b) = (fx.index(Journal::Wal), fx.index(Journal::Wal));
+        start_attempt(&run, 101.0, "prep", 1);
+        a.sync_run(&run).unwrap();
+        end_attempt(&run, 102.0, "prep", 1, StepState::Failed, 3);
+        b.sync_run(&run).unwrap();
+        start_attempt(&run, 103.0, "prep", 2);
+        end_attempt(&run, 104.0, "prep", 2, StepState::Succeeded, 0);
+        start_attempt(&run, 105.0, "train", 1);
+        // `a` last read after prep's first start: it folds prep's first end without writing it again.
+        let rep = a.sync_run(&run).unwrap();
+        assert_eq!(rep.events, 3);
+        let fresh = Fixture::new();
+        let copy = fresh.new_run("r1", 100.0, &["prep", "train"]);
+        std::fs::copy(run.events(), copy.events()).unwrap();
+        let mut c = fresh.index(Journal::Wal);
+        c.sync_run(&copy).unwrap();
+        let rows = |ix: &crate::index::Index| {
+            let steps: Vec<_> = ix
+                .steps("r1")
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.name, s.state, s.attempts, s.exit_code, s.started, s.ended))
+                .collect();
+            let attempts: Vec<_> = ix
+                .attempts("r1", None)
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.step, a.attempt, a.state, a.exit_code, a.ended))
+                .collect();
+            (steps, attempts)
+        };
+        assert_eq!(rows(&a), rows(&c));
+        assert_eq!(rows(&b), rows(&c));
+        let (steps, attempts) = rows(&c);
+        assert_eq!(steps[0].1, StepState::Succeeded);
+        assert_eq!(steps[1].1, StepState::Running);
+        assert_eq!(attempts.len(), 3);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Index {
     path: PathBuf,
     journal: String,
     bufs: ingest_metrics::Buffers,
+    /// Each run's event fold, kept so that a sync folds only the new lines.
+    folds: ingest_events::Folds,
     /// How many files `hash_file` actually read (the rest came from the cache).
     hashes_computed: u64,
     /// Set (by the engine, on SIGINT/SIGTERM) to stop a hash between chunks.
@@ -60,6 +62,7 @@ impl Index {
             path: path.to_path_buf(),
             journal: opened.journal,
             bufs: Default::default(),
+            folds: Default::default(),
             hashes_computed: 0,
             interrupt: Default::default(),
         })

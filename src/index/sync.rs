@@ -111,7 +111,8 @@ impl Index {
     /// of every attempt the index knows for this run (running or not) from their stored offsets.
     pub fn sync_run(&mut self, run: &RunDir) -> Result<SyncReport> {
         let mut report = SyncReport::default();
-        let got = retry_busy(|| ingest_events::ingest(&mut self.conn, &self.path, run))?;
+        let got =
+            retry_busy(|| ingest_events::ingest(&mut self.conn, &self.path, run, &mut self.folds))?;
         report.events = got.events;
         report.bad_event_lines = got.bad_lines;
 

@@ -349,6 +349,16 @@ pub fn parse_batch(buf: &[u8], offset: u64) -> ReadBatch {
     batch
 }
 
+/// The records between two line boundaries `start` and `end` an earlier read returned (a reader catching
+/// up with what another process already consumed).
+pub fn read_range(path: &Path, start: u64, end: u64) -> std::io::Result<Vec<Record>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::with_capacity(end.saturating_sub(start) as usize);
+    f.take(end.saturating_sub(start)).read_to_end(&mut buf)?;
+    Ok(parse_batch(&buf, start).records)
+}
+
 /// Every record of a run's log.
 pub fn read_all(path: &Path) -> std::io::Result<Vec<Record>> {
     Ok(read_from(path, 0)?.records)

@@ -556,3 +556,49 @@ pub fn env_file() -> Option<Vec<(String, String)>> {
             .collect(),
     )
 }
+
+/// The first snapshot the TUI's real data thread sends for `run` of project `root` (what the TUI would
+/// show of it), for tests that compare it with `status`.
+pub fn tui_snapshot(root: &Path, run: &str) -> sortie::tui::data::Snapshot {
+    use sortie::tui::data::{DataMsg, Timing, Watch};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (wtx, wrx) = std::sync::mpsc::channel();
+    wtx.send(Watch {
+        run: Some(run.to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let project = sortie::runlog::Project::new(root);
+    let timing = Timing::every(Duration::from_millis(100));
+    let thread = std::thread::spawn(move || {
+        sortie::tui::data::run(project, wrx, move |m| tx.send(m).is_ok(), timing)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let snap = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(DataMsg::Snapshot(s)) if s.run.as_deref() == Some(run) && !s.steps.is_empty() => {
+                break *s;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no snapshot of run {run} from the data thread: {e}"),
+        }
+    };
+    drop(wtx);
+    drop(rx);
+    let _ = thread.join();
+    snap
+}
+
+/// Asserts that `status --json` and the TUI's snapshot say the same of every step (state, reason, exit
+/// code, whether it ended) and of the run.
+pub fn assert_status_matches_tui(status: &Value, snap: &sortie::tui::data::Snapshot, run: &str) {
+    for s in &snap.steps {
+        let st = step_of(status, &s.name);
+        assert_eq!(st["state"], s.state.as_str(), "{}: {status}", s.name);
+        assert_eq!(st["reason"].as_str(), s.reason.as_deref(), "{}", s.name);
+        assert_eq!(st["exit_code"].as_i64(), s.exit_code.map(i64::from));
+        assert_eq!(st["ended"].is_null(), s.ended.is_none(), "{}", s.name);
+    }
+    let row = snap.runs.iter().find(|r| r.id == run).unwrap();
+    assert_eq!(status["state"], row.state.as_str());
+}

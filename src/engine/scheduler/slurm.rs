@@ -3,7 +3,8 @@
 //! each call and the job id after, healing a crash between the two on resume, and growing the next
 //! attempt's request after an out-of-memory, a timeout or a node failure.
 
-use super::Engine;
+use super::{Engine, Launch};
+use crate::executor::slurm::SlurmExecutor;
 use crate::executor::slurm::script::{self, Element, JobScript};
 use crate::executor::{Finished, JobFacts, LaunchSpec, Outcome};
 use crate::pipeline::Instance;
@@ -14,6 +15,7 @@ use crate::slurm::SlurmError;
 use color_eyre::eyre::{Result, eyre};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long to wait before submitting again after Slurm did not take a job (limits, outages).
@@ -113,6 +115,20 @@ fn submit_again(e: &SlurmError) -> bool {
     }
 }
 
+/// Runs a Slurm call on a blocking thread: a slow controller must not stall the engine's async thread
+/// (its timers, ends and control requests).
+async fn off_thread<T: Send + 'static>(
+    cmd: &str,
+    call: impl FnOnce() -> Result<T, SlurmError> + Send + 'static,
+) -> Result<T, SlurmError> {
+    tokio::task::spawn_blocking(call).await.unwrap_or_else(|e| {
+        Err(SlurmError::Spawn {
+            cmd: cmd.into(),
+            message: e.to_string(),
+        })
+    })
+}
+
 /// One attempt going into a submission.
 struct Part {
     i: usize,
@@ -124,10 +140,20 @@ impl Engine {
     /// Sends a cancel to whichever executor runs the attempt.
     pub(super) fn cancel_attempt(&self, i: usize, attempt: u32) {
         let name = &self.plan.instances[i].name;
-        match (&self.slurm, self.slots[i].on_slurm) {
-            (Some(sl), true) => sl.cancel(name, attempt),
+        match (&self.slurm, self.slots[i].launch) {
+            (Some(sl), Launch::Slurm) => sl.cancel(name, attempt),
             _ => self.exec.cancel(name, attempt),
         }
+    }
+
+    /// The SLURM executor, which `Engine::new` starts whenever a step needs it.
+    fn slurm_executor(&self) -> Result<Arc<SlurmExecutor>> {
+        self.slurm.clone().ok_or_else(|| {
+            eyre!(
+                "run {}: a Slurm step without the Slurm executor",
+                self.run_id
+            )
+        })
     }
 
     /// Test hook (`SORTIE_FAULT=POINT:STEP`): dies like `kill -9` at a point of a submission.
@@ -146,17 +172,16 @@ impl Engine {
 
     /// Picks up a Slurm attempt a dead engine left: follows its job, finds the job by name when the
     /// id was never recorded, or submits the attempt again when no job exists.
-    pub(super) fn resume_slurm(&mut self, i: usize, a: AttemptFold) -> Result<()> {
+    pub(super) async fn resume_slurm(&mut self, i: usize, a: AttemptFold) -> Result<()> {
         let name = self.plan.instances[i].name.clone();
-        let sl = self
-            .slurm
-            .clone()
-            .expect("a Slurm step has the Slurm executor");
+        let sl = self.slurm_executor()?;
         let job = match (&a.job_id, &a.submit_name) {
             (Some(job), _) => Some(job.clone()),
             (None, Some(submit_name)) => {
-                let found = sl
-                    .find_by_name(submit_name, self.created as i64)
+                // squeue, then sacct: seconds on a busy controller, so off the engine's thread.
+                let (sl2, wanted, since) = (sl.clone(), submit_name.clone(), self.created as i64);
+                let found = off_thread("squeue", move || sl2.find_by_name(&wanted, since))
+                    .await
                     .map_err(|e| {
                         eyre!(
                             "run {}: cannot ask Slurm whether {name} attempt {} (job name {submit_name}) \
@@ -187,11 +212,8 @@ impl Engine {
         let slot = &mut self.slots[i];
         match job {
             Some(job) => {
-                slot.state = StepState::Running;
                 slot.running = Some(a.attempt);
                 slot.started = Some(Instant::now());
-                slot.job_id = Some(job.clone());
-                slot.after = a.after.clone();
                 sl.track(
                     &name,
                     a.attempt,
@@ -207,7 +229,6 @@ impl Engine {
             }
             None => {
                 // The intent is logged but no job exists: this attempt is submitted now, once.
-                slot.state = StepState::Pending;
                 slot.resubmit = true;
                 self.progress.step(
                     StepState::Pending,
@@ -226,7 +247,7 @@ impl Engine {
         let mut singles = Vec::new();
         for (i, mut deps) in ready {
             let arrayable = self.plan.instances[i].slurm.array
-                && self.slots[i].attempts == 0
+                && self.step(i).attempt_number() == 0
                 && !self.slots[i].resubmit;
             let Some(spec) = self.prepare(i).await? else {
                 continue;
@@ -310,7 +331,7 @@ impl Engine {
             host: self.host.clone(),
             pid: None,
             dir: part.spec.dir.to_string_lossy().into_owned(),
-            cache_key: self.slots[i].key.clone(),
+            cache_key: self.step(i).key.clone(),
             job_id: None,
             boot_id: None,
         })?;
@@ -421,12 +442,14 @@ impl Engine {
         args: Vec<String>,
         name: &str,
     ) -> std::result::Result<String, SlurmError> {
-        let sl = self
-            .slurm
-            .clone()
-            .expect("a Slurm step has the Slurm executor");
+        let Some(sl) = self.slurm.clone() else {
+            return Err(SlurmError::Spawn {
+                cmd: "sbatch".into(),
+                message: "the Slurm executor is not running".into(),
+            });
+        };
         let (name, since) = (name.to_string(), self.created as i64);
-        tokio::task::spawn_blocking(move || match sl.submit(&script, &args) {
+        off_thread("sbatch", move || match sl.submit(&script, &args) {
             Err(SlurmError::TimedOut { cmd, after }) => {
                 for _ in 0..3 {
                     std::thread::sleep(Duration::from_secs(5));
@@ -442,12 +465,6 @@ impl Engine {
             other => other,
         })
         .await
-        .unwrap_or_else(|e| {
-            Err(SlurmError::Spawn {
-                cmd: "sbatch".into(),
-                message: e.to_string(),
-            })
-        })
     }
 
     /// Records what sbatch answered for each attempt of a submission.
@@ -465,10 +482,7 @@ impl Engine {
                     .collect();
                 let refs: Vec<&str> = steps.iter().map(String::as_str).collect();
                 self.fault("after_sbatch", &refs);
-                let sl = self
-                    .slurm
-                    .clone()
-                    .expect("a Slurm step has the Slurm executor");
+                let sl = self.slurm_executor()?;
                 for (part, index) in parts {
                     let job = match index {
                         Some(k) => format!("{id}_{k}"),
@@ -480,10 +494,7 @@ impl Engine {
                         attempt: part.spec.attempt,
                         job_id: job.clone(),
                     })?;
-                    let slot = &mut self.slots[part.i];
-                    slot.job_id = Some(job.clone());
-                    slot.resubmit = false;
-                    slot.after = part.deps.clone();
+                    self.slots[part.i].resubmit = false;
                     self.mark_running(part.i, part.spec.attempt);
                     sl.track(
                         &step,
@@ -528,11 +539,12 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::pipeline::{Resources, SlurmStep};
 
-    fn inst() -> Instance {
+    /// A Slurm step asking for 100 MB and 60 s, grown ×2 and ×1.5.
+    pub(in crate::engine::scheduler) fn inst() -> Instance {
         Instance {
             name: "train[seed=0]".into(),
             group: "train".into(),
