@@ -3,6 +3,7 @@
 //! engine submits through [`slurm::SlurmExecutor`] directly: arrays, dependencies and intent records need
 //! more than `launch`).
 
+pub mod beater;
 pub mod local;
 pub mod slurm;
 
