@@ -75,10 +75,7 @@ fn start_on_a_and_kill_the_engine(
     let st = p.wait_step(&run, step, "running", SECS(15));
     common::wait_for(SECS(15), ready, || p.path(ready).exists().then_some(()));
     let engine = st["engine"]["pid"].as_u64().expect("engine pid") as u32;
-    common::kill_pid(engine);
-    wait_on_b(p, b, &run, "host B to see the engine dead", |st| {
-        st["engine"]["alive"] == false
-    });
+    kill_the_engine(p, b, &run, engine);
     let shell = p
         .events(&run)
         .iter()
@@ -86,6 +83,14 @@ fn start_on_a_and_kill_the_engine(
         .and_then(|e| e["pid"].as_u64())
         .expect("the step's pid") as u32;
     (run, shell)
+}
+
+/// Kills the engine `pid` of `run` with SIGKILL and waits until host B sees it dead.
+fn kill_the_engine(p: &Project, b: &tempfile::TempDir, run: &str, pid: u32) {
+    common::kill_pid(pid);
+    wait_on_b(p, b, run, "host B to see the engine dead", |st| {
+        st["engine"]["alive"] == false
+    });
 }
 
 fn ended_event(p: &Project, run: &str, step: &str) -> Value {
@@ -343,19 +348,26 @@ fn engine_pid(p: &Project, run: &str) -> u32 {
         .expect("engine pid") as u32
 }
 
+/// Starts an [`UNTIL_STOP`] run detached and waits until its step runs and has beaten once; returns
+/// the run and its beater.
+fn start_beaten(p: &Project) -> (String, u32) {
+    let run = p.run_detached(&[]);
+    p.wait_step(&run, "work", "running", SECS(15));
+    common::wait_for(SECS(15), "shell.txt", || {
+        p.path("shell.txt").exists().then_some(())
+    });
+    let beater = the_beater(p, &run, None);
+    wait_beat_after(p, &run, 0.0);
+    (run, beater)
+}
+
 #[test]
 fn a_killed_beater_is_replaced_and_its_steps_outlive_the_engine() {
     let (p, b) = two_hosts(UNTIL_STOP);
     // A beat every 250 ms; host B takes a step whose heartbeat is 2 s old as lost.
     let p = p.env("SORTIE_HEARTBEAT_GRACE", "2");
     let _stop = Stop(&p);
-    let run = p.run_detached(&[]);
-    p.wait_step(&run, "work", "running", SECS(15));
-    common::wait_for(SECS(15), "shell.txt", || {
-        p.path("shell.txt").exists().then_some(())
-    });
-    let first = the_beater(&p, &run, None);
-    wait_beat_after(&p, &run, 0.0);
+    let (run, first) = start_beaten(&p);
     common::kill_pid(first);
     // The engine starts another, which finds the running step in the log and beats it.
     let second = the_beater(&p, &run, Some(first));
@@ -367,10 +379,7 @@ fn a_killed_beater_is_replaced_and_its_steps_outlive_the_engine() {
     );
 
     // The engine dies; the beater carries on, longer than the grace.
-    common::kill_pid(engine_pid(&p, &run));
-    wait_on_b(&p, &b, &run, "host B to see the engine dead", |st| {
-        st["engine"]["alive"] == false
-    });
+    kill_the_engine(&p, &b, &run, engine_pid(&p, &run));
     std::thread::sleep(SECS(3));
     let st = status_on_b(&p, &b, &run);
     let work = step_of(&st, "work");
@@ -398,19 +407,10 @@ fn a_resume_on_the_same_host_beats_the_steps_it_adopts() {
     let (p, b) = two_hosts(UNTIL_STOP);
     let p = p.env("SORTIE_HEARTBEAT_GRACE", "2");
     let stop = Stop(&p);
-    let run = p.run_detached(&[]);
-    p.wait_step(&run, "work", "running", SECS(15));
-    common::wait_for(SECS(15), "shell.txt", || {
-        p.path("shell.txt").exists().then_some(())
-    });
-    let beater = the_beater(&p, &run, None);
-    wait_beat_after(&p, &run, 0.0);
-    // Host A loses its engine and its beater, but not the step.
-    common::kill_pid(engine_pid(&p, &run));
+    let (run, beater) = start_beaten(&p);
+    // Host A loses its engine, then its beater (the engine would start another), but not the step.
+    kill_the_engine(&p, &b, &run, engine_pid(&p, &run));
     common::kill_pid(beater);
-    wait_on_b(&p, &b, &run, "host B to see the engine dead", |st| {
-        st["engine"]["alive"] == false
-    });
     let killed = unix_now();
     std::thread::sleep(Duration::from_millis(600));
     assert!(
