@@ -75,10 +75,7 @@ fn start_on_a_and_kill_the_engine(
     let st = p.wait_step(&run, step, "running", SECS(15));
     common::wait_for(SECS(15), ready, || p.path(ready).exists().then_some(()));
     let engine = st["engine"]["pid"].as_u64().expect("engine pid") as u32;
-    common::kill_pid(engine);
-    wait_on_b(p, b, &run, "host B to see the engine dead", |st| {
-        st["engine"]["alive"] == false
-    });
+    kill_the_engine(p, b, &run, engine);
     let shell = p
         .events(&run)
         .iter()
@@ -86,6 +83,14 @@ fn start_on_a_and_kill_the_engine(
         .and_then(|e| e["pid"].as_u64())
         .expect("the step's pid") as u32;
     (run, shell)
+}
+
+/// Kills the engine `pid` of `run` with SIGKILL and waits until host B sees it dead.
+fn kill_the_engine(p: &Project, b: &tempfile::TempDir, run: &str, pid: u32) {
+    common::kill_pid(pid);
+    wait_on_b(p, b, run, "host B to see the engine dead", |st| {
+        st["engine"]["alive"] == false
+    });
 }
 
 fn ended_event(p: &Project, run: &str, step: &str) -> Value {
@@ -277,4 +282,183 @@ fn another_host_cancels_a_step_through_its_files() {
     assert_ne!(step_of(&st, "after")["state"], "succeeded");
     assert!(p.run_dir(&run).join("work/attempt-1/cancel").exists());
     assert!(!p.path("AFTER").exists());
+}
+
+/// A step that runs until the test creates `stop`.
+const UNTIL_STOP: &str = r#"[[step]]
+name = "work"
+run = '''
+echo $$ > shell.txt
+until [ -e stop ]; do sleep 0.1; done
+echo done >> marks.txt
+'''
+"#;
+
+/// Lets an [`UNTIL_STOP`] step end when the test does, whatever happened.
+struct Stop<'a>(&'a Project);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.path("stop"), "");
+    }
+}
+
+/// The live beaters (`sortie __beat RUN_DIR`) of a run.
+fn beaters(p: &Project, run: &str) -> Vec<u32> {
+    let want = format!("__beat {}", p.run_dir(run).display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&pid| {
+            common::alive(pid) && common::cmdline(pid).is_some_and(|c| c.contains(&want))
+        })
+        .collect()
+}
+
+fn the_beater(p: &Project, run: &str, other_than: Option<u32>) -> u32 {
+    common::wait_for(SECS(10), "a beater", || {
+        let b = beaters(p, run);
+        (b.len() == 1 && Some(b[0]) != other_than).then(|| b[0])
+    })
+}
+
+/// When the attempt's heartbeat was last renewed (its mtime), if it ever was.
+fn beat_time(p: &Project, run: &str) -> Option<f64> {
+    let m = std::fs::metadata(p.run_dir(run).join("work/attempt-1/heartbeat")).ok()?;
+    Some(
+        m.modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64(),
+    )
+}
+
+/// Waits for a heartbeat renewed after `after` (unix seconds).
+fn wait_beat_after(p: &Project, run: &str, after: f64) {
+    common::wait_for(SECS(10), "a fresh heartbeat", || {
+        beat_time(p, run).filter(|t| *t > after)
+    });
+}
+
+fn engine_pid(p: &Project, run: &str) -> u32 {
+    p.status(Some(run))["engine"]["pid"]
+        .as_u64()
+        .expect("engine pid") as u32
+}
+
+/// Starts an [`UNTIL_STOP`] run detached and waits until its step runs and has beaten once; returns
+/// the run and its beater.
+fn start_beaten(p: &Project) -> (String, u32) {
+    let run = p.run_detached(&[]);
+    p.wait_step(&run, "work", "running", SECS(15));
+    common::wait_for(SECS(15), "shell.txt", || {
+        p.path("shell.txt").exists().then_some(())
+    });
+    let beater = the_beater(p, &run, None);
+    wait_beat_after(p, &run, 0.0);
+    (run, beater)
+}
+
+#[test]
+fn a_killed_beater_is_replaced_and_its_steps_outlive_the_engine() {
+    let (p, b) = two_hosts(UNTIL_STOP);
+    // A beat every 250 ms; host B takes a step whose heartbeat is 2 s old as lost.
+    let p = p.env("SORTIE_HEARTBEAT_GRACE", "2");
+    let _stop = Stop(&p);
+    let (run, first) = start_beaten(&p);
+    common::kill_pid(first);
+    // The engine starts another, which finds the running step in the log and beats it.
+    let second = the_beater(&p, &run, Some(first));
+    wait_beat_after(&p, &run, unix_now());
+    let log = std::fs::read_to_string(p.run_dir(&run).join("beater.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("the beater (pid {first}) ended")),
+        "{log}"
+    );
+
+    // The engine dies; the beater carries on, longer than the grace.
+    kill_the_engine(&p, &b, &run, engine_pid(&p, &run));
+    std::thread::sleep(SECS(3));
+    let st = status_on_b(&p, &b, &run);
+    let work = step_of(&st, "work");
+    assert_eq!(work["state"], "running", "{st}");
+    assert_eq!(work["heartbeat"]["host"], "hosta", "{st}");
+    assert!(work["heartbeat"]["age_s"].as_f64().unwrap() < 2.0, "{st}");
+    assert_eq!(beaters(&p, &run), [second]);
+
+    // A cancel from host B reaches the step through the beater, which then leaves.
+    let shell: u32 = p.read("shell.txt").trim().parse().unwrap();
+    on_b(&p, &b, &["cancel", &run]).ok();
+    common::wait_dead(&[shell], SECS(10)).expect("the step died of the cancel from host B");
+    let st = wait_on_b(&p, &b, &run, "the run to finish on host B", |st| {
+        st["state"] != "running" && st["engine"]["alive"] != true
+    });
+    assert_eq!(step_of(&st, "work")["state"], "cancelled", "{st}");
+    assert!(p.lines("marks.txt").is_empty());
+    common::wait_for(SECS(5), "the beater to leave", || {
+        beaters(&p, &run).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn a_resume_on_the_same_host_beats_the_steps_it_adopts() {
+    let (p, b) = two_hosts(UNTIL_STOP);
+    let p = p.env("SORTIE_HEARTBEAT_GRACE", "2");
+    let stop = Stop(&p);
+    let (run, beater) = start_beaten(&p);
+    // Host A loses its engine, then its beater (the engine would start another), but not the step.
+    kill_the_engine(&p, &b, &run, engine_pid(&p, &run));
+    common::kill_pid(beater);
+    let killed = unix_now();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        beat_time(&p, &run).unwrap() <= killed,
+        "a beat without a beater"
+    );
+
+    let mut resume = p
+        .cmd(&["resume", &run])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("resume on host A");
+    let resumed = unix_now();
+    let _new = the_beater(&p, &run, Some(beater));
+    wait_beat_after(&p, &run, resumed);
+    drop(stop);
+    let code = common::wait_for(SECS(30), "the resumed engine to finish", || {
+        resume.try_wait().unwrap().map(|s| s.code())
+    });
+    assert_eq!(code, Some(0));
+    // The step ran once, to its end, under both engines.
+    assert_eq!(p.lines("marks.txt"), ["done"]);
+    common::wait_for(SECS(5), "the beater to leave", || {
+        beaters(&p, &run).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn a_run_leaves_no_beater_behind() {
+    let p = Project::with_pipeline(
+        r#"[[step]]
+name = "a"
+matrix = { i = [1, 2, 3] }
+run = "sleep 0.3"
+"#,
+    );
+    p.sortie(&["run"]).ok();
+    let run = p.only_run();
+    common::wait_for(SECS(5), "the beater to leave with its engine", || {
+        beaters(&p, &run).is_empty().then_some(())
+    });
+    assert!(!p.run_dir(&run).join("beater.log").exists());
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }

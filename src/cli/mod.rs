@@ -119,6 +119,12 @@ pub enum Command {
     /// Drive a run (what `run --detach` starts in the background).
     #[command(hide = true)]
     Engine(run::EngineArgs),
+    /// Keep the heartbeats of a run's local steps (what the engine starts beside itself).
+    #[command(name = "__beat", hide = true)]
+    Beat {
+        /// The run directory whose steps to beat.
+        run_dir: PathBuf,
+    },
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -256,6 +262,7 @@ fn dispatch(cli: Cli) -> color_eyre::Result<i32> {
     match command {
         Command::Run(a) => run::run(&cli.project, a),
         Command::Engine(a) => run::engine(a),
+        Command::Beat { run_dir } => Ok(crate::executor::beater::main(&run_dir)),
         Command::Check(a) => check::check(a),
         Command::Status(a) => status::status(&project(&cli.project), a),
         Command::Runs(a) => status::runs(&project(&cli.project), &a),

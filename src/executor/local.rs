@@ -1,16 +1,17 @@
 //! The local executor: each attempt is a `bash -e -o pipefail` process in its own process group, so a cancel
 //! or timeout reaches every grandchild; stdout/stderr go to files in the attempt dir; the step's shell writes
-//! its exit code to a file from an EXIT trap, so an engine that died can learn later how the step ended,
-//! and keeps a heartbeat file beside it, so an engine on another host can tell that it still runs (and
-//! cancel it through a file: see [`crate::runlog::liveness`]).
+//! its exit code to a file from an EXIT trap, so an engine that died can learn later how the step ended.
+//! The engine's beater ([`super::beater`]) keeps a heartbeat file beside it, so an engine on another host
+//! can tell that it still runs (and cancel it through a file: see [`crate::runlog::liveness`]).
 
+use super::beater::{self, Keeper};
 use super::{Executor, Finished, LaunchSpec, Launched, Outcome};
-use crate::runlog::liveness::{self, AttemptRef, CANCEL_FILE, HEARTBEAT_FILE, Liveness};
+use crate::runlog::liveness::{self, AttemptRef, CANCEL_FILE, Liveness};
 use crate::runlog::state::AttemptFold;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,7 @@ pub fn kill_grace() -> Duration {
 enum Target {
     /// Its process group, on this host.
     Group(i32),
-    /// Its attempt dir: it runs on another host, whose heartbeat loop reads the cancel file.
+    /// Its attempt dir: it runs on another host, whose beater reads the cancel file.
     Files(PathBuf),
 }
 
@@ -51,11 +52,14 @@ pub struct LocalExecutor {
     bash: std::path::PathBuf,
     /// How old another host's heartbeat may be before its attempt is taken as lost.
     grace: Duration,
+    /// The process that beats this host's steps, started before the first one runs.
+    beater: Keeper,
 }
 
 impl LocalExecutor {
-    /// `grace`: see [`liveness::heartbeat_grace`]; it also sets how often steps beat.
-    pub fn new(grace: Duration) -> Self {
+    /// The executor of the run in `run_dir`. `grace`: see [`liveness::heartbeat_grace`]; it also sets
+    /// how often steps beat.
+    pub fn new(grace: Duration, run_dir: &Path) -> Self {
         let bash = std::env::var_os("PATH")
             .and_then(|p| {
                 std::env::split_paths(&p)
@@ -67,69 +71,9 @@ impl LocalExecutor {
             groups: Default::default(),
             bash,
             grace,
+            beater: Keeper::new(run_dir, grace),
         }
     }
-}
-
-/// The heartbeat part of the wrapper. A loop beside the step's shell, in its process group, rewrites the
-/// heartbeat file (temp file + rename, so a reader on any host sees a whole line) every `interval`; it
-/// stops by itself when the shell is gone (even if only the shell was SIGKILLed), is stopped by the
-/// shell's traps, and, when an engine of another host drops a cancel file, terminates the group:
-/// SIGTERM, then SIGKILL after the kill grace (writing `signal:9` for a shell that never ended).
-/// It is `disown`ed so a step's plain `wait` does not wait for it. Its first beat comes after one
-/// interval, so a step that ends at once costs one fork of the shell and nothing more.
-fn heartbeat_part(interval: Duration) -> String {
-    let json = |v: Option<String>| serde_json::Value::from(v).to_string();
-    let head = format!(
-        "{{\"host\":{},\"boot_id\":{},",
-        json(Some(crate::util::host())),
-        json(liveness::boot_id())
-    );
-    let ticks = (kill_grace().as_secs_f64() * 10.0).ceil() as u64;
-    let d = "\"$SORTIE_STEP_DIR\"";
-    format!(
-        r#"__sortie_alive() {{ kill -0 "$1" 2>/dev/null || return 1; local l; read -r l < "/proc/$1/stat" 2>/dev/null || return 0; l=${{l##*) }}; case ${{l%% *}} in Z|X) return 1;; esac; }}
-__sortie_busy() {{ local g="$1" f l; for f in /proc/[0-9]*/stat; do [ "$f" = "/proc/$BASHPID/stat" ] && continue; read -r l < "$f" 2>/dev/null || continue; l=${{l##*) }}; set -- $l; [ "$3" = "$g" ] && [ "$1" != Z ] && [ "$1" != X ] && return 0; done; return 1; }}
-__sortie_cancel() {{
-  trap '' TERM
-  kill -TERM -- "-$1" 2>/dev/null
-  local n=0
-  while [ "$n" -lt {ticks} ] && __sortie_busy "$1"; do sleep 0.1; n=$((n+1)); done
-  if __sortie_alive "$1" && [ ! -s {d}/{exit} ]; then printf 'signal:9\n' > {d}/{exit}; fi
-  kill -KILL -- "-$1" 2>/dev/null
-}}
-# One interval: on the engine's gate pipe while the engine lives (no process to start or orphan, and a
-# TERM ends the wait at once); once the engine is gone (end of file) with `sleep`.
-__sortie_wait() {{
-  if [ -n "$__sortie_g" ]; then
-    read -r -t {interval:.3} -u "$__sortie_g"
-    [ $? -gt 128 ] && return 0
-    exec {{__sortie_g}}<&-
-    __sortie_g=
-  fi
-  sleep {interval:.3}
-}}
-__sortie_beat() {{
-  set +e
-  trap 'exit 0' TERM
-  # The first beat comes after one interval: a reader counts the start as a beat until then.
-  while __sortie_wait; __sortie_alive "$1"; do
-    printf '%s"pid":%s,"pgid":%s,"time":%s}}\n' {head} "$1" "$1" "${{EPOCHSECONDS:-$(date +%s)}}" > {d}/{hb}.tmp && mv -f {d}/{hb}.tmp {d}/{hb}
-    if [ -e {d}/{cancel} ]; then __sortie_cancel "$1"; return; fi
-  done
-}}
-__sortie_beat "$$" </dev/null >/dev/null 2>&1 &
-__sortie_hb=$!
-disown "$__sortie_hb"
-# The step itself does not get the gate.
-exec {{__sortie_g}}<&-
-"#,
-        head = crate::executor::slurm::script::quote(&head),
-        exit = crate::runlog::paths::EXIT_CODE_FILE,
-        hb = HEARTBEAT_FILE,
-        cancel = CANCEL_FILE,
-        interval = interval.as_secs_f64(),
-    )
 }
 
 /// The file the attempt runs: the step's script behind traps that record how it ended. A normal exit writes
@@ -137,31 +81,28 @@ exec {{__sortie_g}}<&-
 /// later one that adopts the step can take a killed step for a success. Kept in the attempt dir so a user
 /// can read exactly what ran. The header uses Rust's escaped form of the names: a newline in a matrix
 /// value must never become a line of the script.
-fn command_file(spec: &LaunchSpec, beat_every: Duration) -> String {
+fn command_file(spec: &LaunchSpec) -> String {
     let mut s = format!(
         "# sortie: run {:?} step {:?} attempt {}\n",
         spec.run_id, spec.step, spec.attempt
     );
     // Nothing runs before the engine has logged the attempt: it writes a line on our stdin then. If the
     // engine dies first the pipe closes, and the shell leaves (125, no exit-code file: the next engine
-    // takes the attempt as never run) instead of running a step the log does not know of.
-    // The pipe stays open while the engine lives: the heartbeat loop waits on it instead of on a `sleep`.
-    s.push_str("IFS= read -r __sortie_gate || exit 125\nexec {__sortie_g}<&0 </dev/null\n");
+    // takes the attempt as never run) instead of running a step the log does not know of. A builtin
+    // `read`: waiting costs no process.
+    s.push_str("IFS= read -r __sortie_gate || exit 125\n");
     // The step's shell opens its own log files: that work then runs beside the engine, not on its thread.
-    s.push_str("exec >\"$SORTIE_STEP_DIR/stdout.log\" 2>\"$SORTIE_STEP_DIR/stderr.log\"\n");
     s.push_str(
-        // One short write(2): a reader sees the whole code or an empty file, which reads as "not yet".
-        "__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; \
-         kill \"$__sortie_hb\" 2>/dev/null || true; }\n",
+        "exec </dev/null >\"$SORTIE_STEP_DIR/stdout.log\" 2>\"$SORTIE_STEP_DIR/stderr.log\"\n",
     );
+    // One short write(2): a reader sees the whole code or an empty file, which reads as "not yet".
+    s.push_str("__sortie_exit() { printf '%s\\n' \"$1\" > \"$SORTIE_STEP_DIR/exit_code\"; }\n");
     s.push_str("trap '__sortie_exit \"$?\"' EXIT\n");
     for (sig, n) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
         s.push_str(&format!(
             "trap '__sortie_exit signal:{n}; trap - EXIT {sig}; kill -{sig} $$' {sig}\n"
         ));
     }
-    // After the traps: a signal that arrives now still stops the heartbeat.
-    s.push_str(&heartbeat_part(beat_every));
     s.push_str(&spec.script);
     s
 }
@@ -170,23 +111,35 @@ fn group_exists(pgid: i32) -> bool {
     u32::try_from(pgid).is_ok_and(liveness::group_running)
 }
 
-/// Asks the host that runs an attempt to cancel it: its heartbeat loop reads this file.
-fn request_cancel(dir: &std::path::Path) {
+/// Asks the host that runs an attempt to cancel it: its beater reads this file.
+fn request_cancel(dir: &Path) {
     let body = format!("{} {}\n", crate::util::host(), crate::util::now());
     let _ = crate::util::write_atomic(&dir.join(CANCEL_FILE), body.as_bytes());
 }
 
-/// SIGTERM the group, then SIGKILL whatever is left after the grace period.
-async fn terminate_group(pgid: i32) {
+/// SIGTERM the group, then SIGKILL whatever is left after the kill grace. `record`: the attempt dir of a
+/// shell no engine waits for (the beater's cancel), which gets `signal:9` in its exit-code file when it
+/// is still there for the SIGKILL, since it cannot write one itself then.
+pub(super) fn stop_group(pgid: i32, record: Option<&Path>) {
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + kill_grace();
-    while tokio::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + kill_grace();
+    while std::time::Instant::now() < deadline {
         if !group_exists(pgid) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(dir) = record
+        && crate::runlog::lease::process_alive(pgid as u32, None)
+    {
+        super::write_exit_file(dir, &Outcome::Signaled(9));
     }
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+}
+
+/// [`stop_group`] off the engine's thread.
+async fn terminate_group(pgid: i32) {
+    let _ = tokio::task::spawn_blocking(move || stop_group(pgid, None)).await;
 }
 
 impl Executor for LocalExecutor {
@@ -195,11 +148,10 @@ impl Executor for LocalExecutor {
         spec: LaunchSpec,
         done: UnboundedSender<Finished>,
     ) -> std::io::Result<Launched> {
+        // The beater runs before any step may: an engine killed once the step runs leaves it beaten.
+        self.beater.ensure()?;
         let script_path = spec.dir.join("command.sh");
-        std::fs::write(
-            &script_path,
-            command_file(&spec, liveness::beat_interval(self.grace)),
-        )?;
+        std::fs::write(&script_path, command_file(&spec))?;
         // std's pipes are close-on-exec: only the step's shell (as its stdin) holds the read end.
         let (gate_rx, gate_tx) = std::io::pipe()?;
         let mut cmd = tokio::process::Command::new(&self.bash);
@@ -308,15 +260,6 @@ impl Executor for LocalExecutor {
             use std::io::Write;
             // A shell that already died (killed before it read) makes this fail: its end reports that.
             let _ = gate.write_all(b"go\n");
-            // Kept open while the attempt runs: the step's heartbeat loop times its beats on it.
-            if let Some(a) = self
-                .groups
-                .lock()
-                .unwrap()
-                .get_mut(&(step.to_string(), attempt))
-            {
-                a.gate = Some(gate);
-            }
         }
     }
 
@@ -327,7 +270,13 @@ impl Executor for LocalExecutor {
         let pgid = a.pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0);
         // Only this host's process table can signal the attempt; another host's is reached by file.
         let target = match (here, pgid) {
-            (true, Some(p)) => Some(Target::Group(p)),
+            (true, Some(p)) => {
+                // Its beater may have died with its engine: heartbeats go on from this engine's.
+                if let Err(e) = self.beater.ensure() {
+                    beater::note(&self.beater.run_dir(), &e.to_string());
+                }
+                Some(Target::Group(p))
+            }
             (true, None) => None,
             (false, _) => Some(Target::Files(dir.clone())),
         };
@@ -433,7 +382,7 @@ mod tests {
             timeout: None,
         };
         let script = d.path().join("command.sh");
-        std::fs::write(&script, command_file(&spec, Duration::from_millis(100))).unwrap();
+        std::fs::write(&script, command_file(&spec)).unwrap();
         // The engine died before logging the attempt: its end of the pipe closed without a word.
         assert_eq!(run_gated(&script, d.path(), false).code(), Some(125));
         assert!(!marker.exists(), "the step ran unlogged");
@@ -444,33 +393,45 @@ mod tests {
     }
 
     #[test]
-    fn the_wrapper_beats_keeps_the_exit_code_and_leaves_nothing_behind() {
+    fn the_wrapper_keeps_the_exit_code_and_starts_nothing_of_its_own() {
         let d = tempfile::tempdir().unwrap();
         let spec = LaunchSpec {
             run_id: "r".into(),
             step: "s".into(),
             attempt: 1,
-            script: "sleep 0.5 &\nwait\nexit 7\n".into(),
+            script: "sleep 0.2 &\nwait\nread -r x || echo no-stdin\nexit 7\n".into(),
             env: vec![],
             workdir: d.path().into(),
             dir: d.path().into(),
             timeout: None,
         };
         let script = d.path().join("command.sh");
-        std::fs::write(&script, command_file(&spec, Duration::from_millis(100))).unwrap();
-        let status = run_gated(&script, d.path(), true);
-        // A plain `wait` does not wait for the heartbeat, and the step's exit is the shell's.
-        assert_eq!(status.code(), Some(7));
+        std::fs::write(&script, command_file(&spec)).unwrap();
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-o", "pipefail"])
+            .arg(&script)
+            .env("SORTIE_STEP_DIR", d.path())
+            .stdin(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id();
+        // The gate stays open, as while the engine lives: the step still reads no stdin.
+        let mut gate = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut gate, b"go\n").unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(7));
         assert_eq!(
             liveness::read_exit_code(d.path()),
             Some(ExitRecord::Exited(7))
         );
-        let (beat, _) = liveness::read_heartbeat(d.path()).expect("a heartbeat");
-        assert_eq!(beat.host, crate::util::host());
-        assert_eq!(beat.pgid, beat.pid);
-        assert_eq!(beat.boot_id, liveness::boot_id());
-        // The heartbeat loop went with the shell: nothing keeps the group alive.
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(!liveness::group_running(beat.pgid));
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("stdout.log")).unwrap(),
+            "no-stdin\n"
+        );
+        // No heartbeat loop of its own (the beater beats): nothing is left in the group.
+        assert!(!liveness::group_running(pgid));
+        assert!(liveness::read_heartbeat(d.path()).is_none());
+        drop(gate);
     }
 }

@@ -4,6 +4,7 @@
 //! `afterok` dependencies and intent records need more than `launch`. The engine names the two paths
 //! (`engine::scheduler::Launch`); both report ends on the same channel as [`Finished`].
 
+pub mod beater;
 pub mod local;
 pub mod slurm;
 

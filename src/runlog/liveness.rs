@@ -4,17 +4,17 @@
 //!
 //! Three witnesses, in order: the exit-code file (the step's own shell wrote how it ended); on the host
 //! and boot that started the attempt, the process table (its process group); anywhere else, the heartbeat
-//! file the step's wrapper rewrites every few seconds. An attempt on another host is alive while its
+//! file the engine's beater (`executor::beater`, one process per engine) rewrites every few seconds. An attempt on another host is alive while its
 //! heartbeat is fresher than the grace, and lost after; on the same host name with another boot id the
 //! machine rebooted, so its processes are surely gone.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
 /// The heartbeat file in an attempt dir: one JSON line, replaced (temp file + rename) every beat.
 pub const HEARTBEAT_FILE: &str = "heartbeat";
-/// Dropped into an attempt dir by an engine on another host to cancel it: the wrapper's heartbeat loop
+/// Dropped into an attempt dir by an engine on another host to cancel it: the beater of the step's host
 /// sees it and terminates the step's process group (a process on another host cannot be signalled).
 pub const CANCEL_FILE: &str = "cancel";
 /// Seconds a heartbeat may be old before its attempt is taken as lost.
@@ -44,19 +44,25 @@ fn parse_grace(value: Option<&str>) -> Result<Duration, String> {
     }
 }
 
-/// How often the wrapper beats: eight beats per grace, at most every 5 s (a beat is two tiny processes).
+/// How often the beater beats: eight beats per grace, at most every 5 s (a beat is one small file per
+/// running step).
 pub fn beat_interval(grace: Duration) -> Duration {
     (grace / 8).clamp(Duration::from_millis(200), Duration::from_secs(5))
 }
 
 /// This machine's boot id: it changes at every boot, so a recorded one that differs means a reboot.
+/// Read once per process (the engine records it with every attempt).
 pub fn boot_id() -> Option<String> {
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    Some(id.trim().to_string()).filter(|s| !s.is_empty())
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_string()).filter(|s| !s.is_empty())
+    })
+    .clone()
 }
 
-/// What the wrapper writes in the heartbeat file.
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+/// What the beater writes in the heartbeat file.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Heartbeat {
     pub host: String,
     #[serde(default)]
@@ -65,6 +71,22 @@ pub struct Heartbeat {
     pub pgid: u32,
     /// Unix seconds when it was written (the writer's clock).
     pub time: f64,
+}
+
+/// Renews the heartbeat of the attempt in `dir` whose shell (and process group) is `pid`, as this host
+/// sees it now. Temp file + rename: a reader on any host sees a whole line, and two beaters of one
+/// attempt (an engine's and the one of the engine that resumed it) never share a temp file.
+pub fn write_heartbeat(dir: &Path, pid: u32) -> std::io::Result<()> {
+    let beat = Heartbeat {
+        host: crate::util::host(),
+        boot_id: boot_id(),
+        pid,
+        pgid: pid,
+        time: crate::util::now(),
+    };
+    let mut line = serde_json::to_vec(&beat).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    crate::util::write_atomic(&dir.join(HEARTBEAT_FILE), &line)
 }
 
 /// The heartbeat of an attempt and when it was last renewed: the newer of the time written inside and the

@@ -170,7 +170,7 @@ pub async fn drive(project: &Project, run: &RunDir, opts: DriveOptions) -> Resul
         .ok_or_else(|| eyre!("the index thread stopped"))?
         .map_err(|e| eyre!("cannot read the index: {e}"))?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let exec = LocalExecutor::new(grace);
+    let exec = LocalExecutor::new(grace, &run.path);
     let mut eng = Engine::new(run, plan, lease, index, exec, done_tx, &opts)?;
     eng.interrupt = interrupt;
     for a in successes {
