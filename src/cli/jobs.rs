@@ -520,7 +520,12 @@ fn watch(
     };
     let started = Instant::now();
     let until = a.for_.map(|d| started + Duration::from(d));
-    let handle = Poller::spawn(backend, config);
+    // Another user's jobs are not this user's view: poll them alone.
+    let handle = if user == crate::util::user() {
+        Poller::spawn_shared(backend, config)
+    } else {
+        Poller::spawn(backend, config)
+    };
     let rx = handle.subscribe();
     let terminal = std::io::stdout().is_terminal();
     let mut last: Option<Arc<JobsSnapshot>> = None;

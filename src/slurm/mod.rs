@@ -10,6 +10,7 @@
 //! - `process`: running a command with a timeout (behind a trait for tests).
 //! - `backend`, `cli_backend`, `rest_backend`: the trait and its implementations.
 //! - `poller`: one budgeted, adaptive polling service publishing [`poller::JobsSnapshot`]s.
+//! - `shared`: one poller per user and host, elected through a lease; the others read its snapshot.
 
 pub mod backend;
 pub mod cli_backend;
@@ -22,7 +23,10 @@ pub mod poller;
 pub mod process;
 pub mod rest_backend;
 pub mod scontrol;
+pub mod shared;
 
+#[cfg(test)]
+mod fakes;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]

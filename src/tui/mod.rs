@@ -419,7 +419,8 @@ fn event_loop(
     }
 }
 
-/// One poller for everything on screen, within the RPC budget from the settings.
+/// The user's one Slurm view on this host (polled here or by another sortie), within the RPC
+/// budget from the settings.
 fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> std::sync::Arc<Slurm> {
     use crate::slurm::cli_backend::{CliBackend, CliConfig, JsonPolicy};
     use crate::slurm::poller::{Poller, PollerConfig};
@@ -440,7 +441,7 @@ fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> std::sync::Arc<S
         budget_per_min: settings.poll.rpc_budget_per_minute,
         ..Default::default()
     };
-    let poller = Poller::spawn(backend.clone(), cfg);
+    let poller = Poller::spawn_shared(backend.clone(), cfg);
     let updates = poller.subscribe();
     std::thread::Builder::new()
         .name("sortie-jobs".into())

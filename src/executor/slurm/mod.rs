@@ -85,7 +85,8 @@ impl SlurmExecutor {
             json: JsonPolicy::Never,
             ..CliConfig::default()
         }));
-        let poller = Arc::new(Poller::spawn(
+        // One poll for every engine, TUI and watcher of this user on this host.
+        let poller = Arc::new(Poller::spawn_shared(
             backend.clone(),
             PollerConfig {
                 user: Some(crate::util::user()),
@@ -387,7 +388,10 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
                     time_limit_s: job.and_then(|j| j.time_limit_s),
                     nodes: job.and_then(|j| j.nodes.clone()),
                 };
-                let t = st.tracked.remove(&key).expect("tracked");
+                let Some(t) = st.tracked.remove(&key) else {
+                    continue;
+                };
+                poller.forget([t.job_id.clone()]);
                 let _ = t.done.send(Finished {
                     step: key.0,
                     attempt: key.1,
