@@ -99,7 +99,7 @@ impl Slurm {
             .iter()
             .filter(|s| s.state == StepState::Running)
             .filter_map(|s| s.job_id.as_deref())
-            .map(|id| id.split('_').next().unwrap_or(id).to_string())
+            .map(|id| crate::slurm::JobId::parse(id).map_or_else(|| id.to_string(), |j| j.base()))
             .collect();
         ids.sort();
         ids.dedup();

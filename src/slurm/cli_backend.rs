@@ -3,6 +3,7 @@
 //! or undecodable, remembering per command which one worked. Every command has a timeout and is
 //! counted; failures are classified from stderr (see [`SlurmError::classify`]).
 
+use super::jobid::JobId;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -216,9 +217,12 @@ impl CliBackend {
 /// Ids as `--jobs` takes them: `123` and `123_4`, not a pending array's `123_[5-9%2]` (that is
 /// asked for as the whole array).
 fn job_list(ids: &[String]) -> String {
-    let mut out: Vec<&str> = Vec::with_capacity(ids.len());
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
     for id in ids {
-        let id = id.split_once("_[").map_or(id.as_str(), |(base, _)| base);
+        let id = match JobId::parse(id) {
+            Some(j) if j.range().is_some() => j.base(),
+            _ => id.clone(),
+        };
         if !out.contains(&id) {
             out.push(id);
         }

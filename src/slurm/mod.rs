@@ -6,6 +6,7 @@
 //! - `decode`: bytes → jobs; JSON picks its dialect from `meta`, text parses `\x1F`-separated rows.
 //! - `scontrol`: `scontrol show job -o` details and `sinfo` capacity.
 //! - `paths`: `%j`/`%A`/`%a`/`%x`/... expansion of output file patterns.
+//! - `jobid`: [`JobId`], the one parser of `123`, `123_4` and `123_[4-9%2]`.
 //! - `error`: [`SlurmError`], classified into transient / submit-limit / invalid-job / failed.
 //! - `process`: running a command with a timeout (behind a trait for tests).
 //! - `backend`, `cli_backend`, `rest_backend`: the trait and its implementations.
@@ -16,6 +17,7 @@ pub mod backend;
 pub mod cli_backend;
 pub mod decode;
 pub mod error;
+pub mod jobid;
 pub mod lookup;
 pub mod model;
 pub mod paths;
@@ -36,6 +38,7 @@ pub use backend::{HistoryQuery, JobQuery, SlurmBackend};
 pub use cli_backend::{CliBackend, CliConfig, JsonPolicy};
 pub use decode::{DecodeError, Dialect, JobList};
 pub use error::SlurmError;
+pub use jobid::JobId;
 pub use model::{Job, JobState, Partition, StateClass};
 pub use rest_backend::{RestBackend, RestConfig};
 pub use scontrol::JobDetails;

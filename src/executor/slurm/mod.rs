@@ -198,7 +198,7 @@ impl SlurmExecutor {
             j.array_job_id
                 .or(j.job_id_raw)
                 .map(|n| n.to_string())
-                .or_else(|| Some(j.id.split('_').next()?.to_string()))
+                .or_else(|| crate::slurm::JobId::parse(&j.id).map(|id| id.base()))
         };
         let live = self.backend.jobs(&JobQuery {
             user: user.clone(),
