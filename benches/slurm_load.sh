@@ -151,7 +151,8 @@ TOML
   local env=(SORTIE_STATE_DIR="$state")
   [ "$mode" = private ] && env+=(SORTIE_SLURM_VIEW=private)
   for i in 1 2 3 4 5; do
-    as_user env "${env[@]}" "$WORK/sortie" -C "$proj" run -d sortie.toml >/dev/null
+    as_user env "${env[@]}" sh -c "cd '$proj' && exec '$WORK/sortie' run -d sortie.toml" >/dev/null \
+      || die "sortie run -d failed"
   done
   # Every run's job submitted (the engines' own sbatch is not what is measured).
   for _ in $(seq 1 120); do

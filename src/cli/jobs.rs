@@ -8,8 +8,7 @@
 use super::{EXIT_INTERNAL, EXIT_OK, EXIT_USAGE};
 use crate::slurm::poller::{JobsSnapshot, PollQuery, Poller, PollerConfig, fill_from, poll_once};
 use crate::slurm::{
-    CliBackend, CliConfig, HistoryQuery, Job, JobId, JobQuery, JobState, JsonPolicy, Partition,
-    RestBackend, RestConfig, SlurmBackend, SlurmError,
+    HistoryQuery, Job, JobId, JobQuery, JobState, Partition, SlurmBackend, SlurmError,
 };
 use clap::Args;
 use color_eyre::eyre::Result;
@@ -111,37 +110,15 @@ impl Action {
 
 /// The backend asked for, or the exit code after saying why there is none.
 fn backend(args: &BackendArgs) -> std::result::Result<Arc<dyn SlurmBackend + Send + Sync>, i32> {
-    let choice = std::env::var("SORTIE_SLURM_BACKEND").unwrap_or_default();
-    let rest = args.rest || choice.eq_ignore_ascii_case("rest");
-    if !rest && !choice.is_empty() && !choice.eq_ignore_ascii_case("cli") {
-        eprintln!("sortie: SORTIE_SLURM_BACKEND={choice:?}: expected `cli` or `rest`");
-        return Err(EXIT_USAGE);
-    }
-    if rest {
-        let Some(config) = RestConfig::from_env() else {
-            eprintln!("sortie: the REST backend needs SLURM_REST_URL (e.g. http://host:6820)");
-            return Err(EXIT_INTERNAL);
-        };
-        return match RestBackend::new(config) {
-            Ok(b) => Ok(Arc::new(b)),
-            Err(e) => {
-                eprintln!("sortie: {e}");
-                Err(EXIT_INTERNAL)
-            }
-        };
-    }
-    if !on_path("squeue") {
-        eprintln!("sortie: no SLURM found on this host (squeue is not on PATH)");
-        return Err(EXIT_INTERNAL);
-    }
-    // Text output: the cheapest for the controller, and sacct's text exit codes are right.
-    Ok(Arc::new(CliBackend::new(CliConfig {
-        json: JsonPolicy::Never,
-        ..CliConfig::default()
-    })))
+    use crate::slurm::connect::{ConnectError, open};
+    open(args.rest, None, None).map_err(|e| {
+        eprintln!("sortie: {e}");
+        match e {
+            ConnectError::Usage(_) => EXIT_USAGE,
+            ConnectError::Missing(_) => EXIT_INTERNAL,
+        }
+    })
 }
-
-use crate::util::on_path;
 
 /// Says what went wrong talking to Slurm, on one line, and picks the exit code.
 fn slurm_failure(e: &SlurmError, what: &str) -> i32 {

@@ -9,12 +9,14 @@
 //! - `jobid`: [`JobId`], the one parser of `123`, `123_4` and `123_[4-9%2]`.
 //! - `error`: [`SlurmError`], classified into transient / submit-limit / invalid-job / failed.
 //! - `process`: running a command with a timeout (behind a trait for tests).
-//! - `backend`, `cli_backend`, `rest_backend`: the trait and its implementations.
+//! - `backend`, `cli_backend`, `rest_backend`: the trait and its implementations; `connect`: the
+//!   one choice of backend (`--rest`, `SORTIE_SLURM_BACKEND`, config) and its construction.
 //! - `poller`: one budgeted, adaptive polling service publishing [`poller::JobsSnapshot`]s.
 //! - `shared`: one poller per user and host, elected through a lease; the others read its snapshot.
 
 pub mod backend;
 pub mod cli_backend;
+pub mod connect;
 pub mod decode;
 pub mod error;
 pub mod jobid;
