@@ -585,3 +585,110 @@ fn without_slurm_on_path_the_commands_say_so_in_one_line_and_exit_3() {
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
     }
 }
+
+/// The pid in a JSON file (a lease or a want file), if it reads.
+fn pid_in(path: &Path) -> Option<u32> {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v["pid"].as_u64().map(|p| p as u32)
+}
+
+#[test]
+fn killing_the_process_that_polls_loses_nothing() {
+    if !cluster() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let view = state.path().join("slurm").join(format!(
+        "{}-{}",
+        sortie::util::host(),
+        sortie::util::user()
+    ));
+    let watch = |out: &Path| {
+        Command::new(BIN)
+            .args(["jobs", "--watch", "--for", "170s"])
+            .env("SORTIE_STATE_DIR", state.path())
+            .env_remove("SORTIE_SLURM_BACKEND")
+            .env_remove("SORTIE_SLURM_VIEW")
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sortie jobs --watch")
+    };
+    let mut a = watch(&state.path().join("a.out"));
+    let lease = |g: u32| view.join(format!("lease/{g}.json"));
+    poll_until(
+        "the first watcher to poll",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || (pid_in(&lease(1)) == Some(a.id())).then_some(()),
+    );
+    let b_out = state.path().join("b.out");
+    let mut b = watch(&b_out);
+    poll_until(
+        "the second watcher to join",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            let n = std::fs::read_dir(view.join("want")).ok()?.count();
+            (n == 2).then_some(())
+        },
+    );
+    let name = name("view");
+    let id = sbatch(&name, &["-o", "/dev/null"], "sleep 8");
+    let _cleanup = Jobs(vec![id.clone()]);
+    let snapshot_job = || -> Option<Value> {
+        let snap: Value =
+            serde_json::from_slice(&std::fs::read(view.join("snapshot.json")).ok()?).ok()?;
+        snap["jobs"]
+            .as_array()?
+            .iter()
+            .find(|j| j["id"] == id.as_str())
+            .cloned()
+    };
+    // The first watcher's poll (10 s apart at most, it saw nothing change) lists the job.
+    poll_until(
+        "the owner to list the job",
+        Duration::from_secs(40),
+        Duration::from_millis(200),
+        snapshot_job,
+    );
+    let _ = a.kill();
+    let _ = a.wait();
+    let killed = Instant::now();
+    poll_until(
+        "the second watcher to take over",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || (pid_in(&lease(2)) == Some(b.id())).then_some(()),
+    );
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "took over after {took:?}: more than two poll intervals"
+    );
+    // The job's end is not lost: the new owner polls, sees it leave, and accounting tells how.
+    let done = poll_until(
+        "the job's end in the view",
+        Duration::from_secs(90),
+        Duration::from_millis(200),
+        || snapshot_job().filter(|j| j["state"] == "Completed"),
+    );
+    assert_eq!(done["exit_code"], 0, "{done}");
+    poll_until(
+        "the job's end on the second watcher's screen",
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || {
+            let out = std::fs::read_to_string(&b_out).ok()?;
+            out.lines()
+                .any(|l| l.starts_with(&format!("{id} ")) && l.contains("CD"))
+                .then_some(())
+        },
+    );
+    println!(
+        "took over {:.1}s after the owner was killed",
+        took.as_secs_f64()
+    );
+    let _ = b.kill();
+    let _ = b.wait();
+}

@@ -8,8 +8,7 @@
 use super::{EXIT_INTERNAL, EXIT_OK, EXIT_USAGE};
 use crate::slurm::poller::{JobsSnapshot, PollQuery, Poller, PollerConfig, fill_from, poll_once};
 use crate::slurm::{
-    CliBackend, CliConfig, HistoryQuery, Job, JobQuery, JobState, JsonPolicy, Partition,
-    RestBackend, RestConfig, SlurmBackend, SlurmError,
+    HistoryQuery, Job, JobId, JobQuery, JobState, Partition, SlurmBackend, SlurmError,
 };
 use clap::Args;
 use color_eyre::eyre::Result;
@@ -111,37 +110,15 @@ impl Action {
 
 /// The backend asked for, or the exit code after saying why there is none.
 fn backend(args: &BackendArgs) -> std::result::Result<Arc<dyn SlurmBackend + Send + Sync>, i32> {
-    let choice = std::env::var("SORTIE_SLURM_BACKEND").unwrap_or_default();
-    let rest = args.rest || choice.eq_ignore_ascii_case("rest");
-    if !rest && !choice.is_empty() && !choice.eq_ignore_ascii_case("cli") {
-        eprintln!("sortie: SORTIE_SLURM_BACKEND={choice:?}: expected `cli` or `rest`");
-        return Err(EXIT_USAGE);
-    }
-    if rest {
-        let Some(config) = RestConfig::from_env() else {
-            eprintln!("sortie: the REST backend needs SLURM_REST_URL (e.g. http://host:6820)");
-            return Err(EXIT_INTERNAL);
-        };
-        return match RestBackend::new(config) {
-            Ok(b) => Ok(Arc::new(b)),
-            Err(e) => {
-                eprintln!("sortie: {e}");
-                Err(EXIT_INTERNAL)
-            }
-        };
-    }
-    if !on_path("squeue") {
-        eprintln!("sortie: no SLURM found on this host (squeue is not on PATH)");
-        return Err(EXIT_INTERNAL);
-    }
-    // Text output: the cheapest for the controller, and sacct's text exit codes are right.
-    Ok(Arc::new(CliBackend::new(CliConfig {
-        json: JsonPolicy::Never,
-        ..CliConfig::default()
-    })))
+    use crate::slurm::connect::{ConnectError, open};
+    open(args.rest, None, None).map_err(|e| {
+        eprintln!("sortie: {e}");
+        match e {
+            ConnectError::Usage(_) => EXIT_USAGE,
+            ConnectError::Missing(_) => EXIT_INTERNAL,
+        }
+    })
 }
-
-use crate::util::on_path;
 
 /// Says what went wrong talking to Slurm, on one line, and picks the exit code.
 fn slurm_failure(e: &SlurmError, what: &str) -> i32 {
@@ -179,25 +156,6 @@ fn first_line(text: &str) -> &str {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("")
-}
-
-/// `123`, `123_4`, `123_[1-3,5%2]`.
-pub fn valid_job_id(id: &str) -> bool {
-    let (job, task) = match id.split_once('_') {
-        Some((j, t)) => (j, Some(t)),
-        None => (id, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(job)
-        && task.is_none_or(|t| {
-            digits(t)
-                || t.strip_prefix('[')
-                    .and_then(|t| t.strip_suffix(']'))
-                    .is_some_and(|r| {
-                        !r.is_empty()
-                            && r.bytes().all(|b| b.is_ascii_digit() || b",-%".contains(&b))
-                    })
-        })
 }
 
 fn now_unix() -> i64 {
@@ -520,7 +478,12 @@ fn watch(
     };
     let started = Instant::now();
     let until = a.for_.map(|d| started + Duration::from(d));
-    let handle = Poller::spawn(backend, config);
+    // Another user's jobs are not this user's view: poll them alone.
+    let handle = if user == crate::util::user() {
+        Poller::spawn_shared(backend, config)
+    } else {
+        Poller::spawn(backend, config)
+    };
     let rx = handle.subscribe();
     let terminal = std::io::stdout().is_terminal();
     let mut last: Option<Arc<JobsSnapshot>> = None;
@@ -611,8 +574,8 @@ struct DetailView {
 }
 
 pub fn job(a: JobArgs) -> Result<i32> {
-    if !valid_job_id(&a.id) {
-        eprintln!("sortie: job {}: not a Slurm job id", a.id);
+    if JobId::parse(&a.id).is_none() {
+        eprintln!("sortie: job {}: {}", a.id, crate::slurm::jobid::EXPECTED);
         return Ok(EXIT_USAGE);
     }
     let backend = match backend(&a.backend) {
@@ -821,10 +784,14 @@ fn detail_lines(v: &DetailView) -> Vec<String> {
 // sortie job-cancel | hold | release | requeue
 
 pub fn act(action: Action, a: JobIdsArgs) -> Result<i32> {
-    let bad: Vec<&String> = a.ids.iter().filter(|id| !valid_job_id(id)).collect();
+    let bad: Vec<&String> = a
+        .ids
+        .iter()
+        .filter(|id| JobId::parse(id).is_none())
+        .collect();
     if !bad.is_empty() {
         for id in bad {
-            eprintln!("sortie: job {id}: not a Slurm job id");
+            eprintln!("sortie: job {id}: {}", crate::slurm::jobid::EXPECTED);
         }
         return Ok(EXIT_USAGE);
     }
@@ -1017,18 +984,6 @@ fn partition_table(parts: &[Partition]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn job_ids() {
-        for ok in ["1", "123", "123_4", "123_[1-3,5%2]"] {
-            assert!(valid_job_id(ok), "{ok}");
-        }
-        for bad in [
-            "", "abc", "12a", "_4", "123_", "123_[]", "1;rm", "-1", "123_[a]",
-        ] {
-            assert!(!valid_job_id(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn refusals_are_read_per_job() {

@@ -175,6 +175,7 @@ fn check_env() -> Result<(), crate::util::UserError> {
     crate::util::env_seconds(crate::executor::local::KILL_GRACE_ENV, true)?;
     crate::index::Journal::from_env()?;
     crate::runlog::liveness::heartbeat_grace().map_err(crate::util::UserError)?;
+    crate::slurm::connect::BackendKind::from_env().map_err(crate::util::UserError)?;
     Ok(())
 }
 

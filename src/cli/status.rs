@@ -92,26 +92,35 @@ struct Slurm {
 
 impl Slurm {
     fn ask(steps: &[StepRow]) -> Slurm {
-        use crate::slurm::backend::{JobQuery, SlurmBackend};
-        use crate::slurm::cli_backend::{CliBackend, CliConfig, JsonPolicy};
+        use crate::slurm::backend::JobQuery;
         // Array tasks are asked for by their array (a pending task is inside its array's record).
         let mut ids: Vec<String> = steps
             .iter()
             .filter(|s| s.state == StepState::Running)
             .filter_map(|s| s.job_id.as_deref())
-            .map(|id| id.split('_').next().unwrap_or(id).to_string())
+            .map(|id| crate::slurm::JobId::parse(id).map_or_else(|| id.to_string(), |j| j.base()))
             .collect();
         ids.sort();
         ids.dedup();
-        if ids.is_empty() || !crate::util::on_path("squeue") {
+        if ids.is_empty() {
             return Slurm::default();
         }
         // An extra for a status: a hung controller may delay it a little, not the usual 30 s.
-        let backend = CliBackend::new(CliConfig {
-            json: JsonPolicy::Never,
-            timeout: std::time::Duration::from_secs(10),
-            ..CliConfig::default()
-        });
+        let backend = match crate::slurm::connect::open(
+            false,
+            None,
+            Some(std::time::Duration::from_secs(10)),
+        ) {
+            Ok(b) => b,
+            // No Slurm here: the log's word stands.
+            Err(crate::slurm::connect::ConnectError::Missing(_)) => return Slurm::default(),
+            Err(e) => {
+                return Slurm {
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                };
+            }
+        };
         match backend.jobs(&JobQuery {
             ids,
             ..Default::default()

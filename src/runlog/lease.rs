@@ -79,71 +79,10 @@ impl LeaseInfo {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and parentheses).
-fn proc_stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-/// Whether any live (non-zombie) process belongs to process group `pgid`. Zombies do not count: orphans
-/// whose reaper is slow must not make a finished step look alive.
-pub fn group_alive(pgid: u32) -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    rd.filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(proc_stat_fields)
-        .any(|f| {
-            f.first().is_some_and(|s| s != "Z" && s != "X")
-                && f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
-        })
-}
-
-/// The start time (clock ticks since boot) of a process.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    proc_stat_fields(pid)?.get(19)?.parse().ok()
-}
-
-/// Whether a local process exists (and is the same process, when its start time is known).
-pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
-    let Ok(pid_i) = i32::try_from(pid) else {
-        return false;
-    };
-    let exists = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_i), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::EPERM) => true,
-        Err(_) => false,
-    };
-    if !exists {
-        return false;
-    }
-    // A killed process whose parent never reaps it (an orphan under a PID 1 that does not reap) is a
-    // zombie: it still answers kill(0) but is dead.
-    if proc_stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z" || s == "X")) {
-        return false;
-    }
-    match (start, process_start_time(pid)) {
-        (Some(want), Some(got)) => want == got,
-        _ => true,
-    }
-}
+pub use crate::util::{group_alive, process_alive, process_start_time};
 
 fn lease_files(run: &RunDir) -> Vec<(u64, PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(run.lease_dir()) else {
-        return Vec::new();
-    };
-    let mut v: Vec<(u64, PathBuf)> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let generation = name.strip_suffix(".json")?.parse().ok()?;
-            Some((generation, e.path()))
-        })
-        .collect();
-    v.sort();
-    v
+    crate::util::numbered_files(&run.lease_dir(), ".json")
 }
 
 /// The newest lease of a run, if any engine ever held it.

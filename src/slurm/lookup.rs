@@ -1,6 +1,7 @@
 //! Finding a job by the id sortie recorded for it: `123`, or an array task `123_4` that may still sit
 //! inside its array's pending record (`123_[4-9%2]`, one line in `squeue` for every task not started).
 
+use super::jobid::{JobId, range_holds};
 use super::model::Job;
 use std::collections::HashMap;
 
@@ -39,50 +40,28 @@ impl JobIndex {
         if let Some(&i) = self.by_id.get(id) {
             return jobs.get(i);
         }
-        let i = match id.split_once('_') {
-            Some((a, t)) => {
-                let (a, t) = (a.parse::<u64>().ok()?, t.parse::<u32>().ok()?);
-                *self.arrays.get(&a)?.iter().find(|&&i| {
-                    jobs.get(i).is_some_and(|j| {
-                        j.array_task_id == Some(t)
-                            || j.array_task_str
-                                .as_deref()
-                                .is_some_and(|r| range_holds(r, t))
-                    })
-                })?
-            }
-            None => *self.by_raw.get(&id.parse::<u64>().ok()?)?,
+        let id = JobId::parse(id)?;
+        let i = match (id.tasks.is_some(), id.task()) {
+            (true, Some(t)) => *self.arrays.get(&id.job)?.iter().find(|&&i| {
+                jobs.get(i).is_some_and(|j| {
+                    j.array_task_id == Some(t)
+                        || j.array_task_str
+                            .as_deref()
+                            .is_some_and(|r| range_holds(r, t))
+                })
+            })?,
+            // A range is found by its own id only (above).
+            (true, None) => return None,
+            (false, _) => *self.by_raw.get(&id.job)?,
         };
         jobs.get(i)
     }
-}
-
-/// Whether an array task range like `5-9%2` or `1,3,6-7` holds `index`.
-pub fn range_holds(range: &str, index: u32) -> bool {
-    let range = range.split('%').next().unwrap_or("");
-    range.split(',').any(|part| match part.split_once('-') {
-        Some((a, b)) => match (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
-            (Ok(a), Ok(b)) => (a..=b).contains(&index),
-            _ => false,
-        },
-        None => part.trim().parse::<u32>() == Ok(index),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::slurm::JobState;
-
-    #[test]
-    fn array_ranges() {
-        assert!(range_holds("5-9%2", 5));
-        assert!(range_holds("5-9%2", 9));
-        assert!(!range_holds("5-9%2", 10));
-        assert!(range_holds("1,3,6-7", 3));
-        assert!(!range_holds("1,3,6-7", 4));
-        assert!(!range_holds("", 0));
-    }
 
     #[test]
     fn finds_elements_inside_pending_array_records() {

@@ -2,10 +2,10 @@
 //! (`squeue`/`sacct` JSON of any version, their text formats, `scontrol`, slurmrestd).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One job, or one task of an array job, or (while pending) the collapsed rest of an array.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Job {
     /// What `scancel` and the UI use: `"123"`, `"123_4"`, or `"123_[5-9%2]"` for a pending array.
     pub id: String,
@@ -100,7 +100,7 @@ impl Job {
 
 /// Job states from `squeue.1` "JOB STATE CODES". The first twelve are Slurm's base states; the rest
 /// are flags that text output shows in place of the base state. Anything else is kept verbatim.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub enum JobState {
     #[default]
     Pending,
@@ -270,7 +270,7 @@ impl JobState {
 }
 
 /// One partition as `sinfo` reports it, summed over its nodes.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Partition {
     pub name: String,
     /// `up`, `down`, `drain`, `inact`.

@@ -846,6 +846,113 @@ impl PollerCore {
         }
     }
 
+    /// A due cycle and the pruning after it; returns whether the queue was polled.
+    pub fn cycle(&mut self) -> bool {
+        let polled = self.run_cycle();
+        if polled {
+            self.prune_history();
+        }
+        polled
+    }
+
+    /// What the configuration says now (the shared view widens it to what its readers want).
+    pub fn config(&self) -> &PollerConfig {
+        &self.config
+    }
+
+    /// Most commands per minute from now on.
+    pub fn set_budget(&mut self, per_min: u32) {
+        self.config.budget_per_min = per_min.max(1);
+        self.ledger.budget = u64::from(self.config.budget_per_min);
+    }
+
+    /// The first and "something changed" interval; a shorter one takes effect at once.
+    pub fn set_interval(&mut self, interval: Duration) {
+        if interval < self.config.interval {
+            self.next_due = self
+                .next_due
+                .min(self.cycle_ready(self.clock.now() + interval));
+        }
+        self.config.interval = interval;
+        self.config.max_interval = self.config.max_interval.max(interval);
+        self.current = self.current.min(self.config.max_interval);
+    }
+
+    /// Read partitions this often from now on (`None`: never).
+    pub fn set_partitions_every(&mut self, every: Option<Duration>) {
+        if self.config.partitions_every.is_none() && every.is_some() {
+            self.partitions_due = self.clock.now();
+        }
+        self.config.partitions_every = every;
+    }
+
+    /// Keep (and, when not read yet, read) this much of the user's history.
+    pub fn want_history(&mut self, window: Duration) {
+        if !self.config.initial_history {
+            self.config.initial_history = true;
+            self.history_loaded = false;
+        }
+        if window > self.config.history_window {
+            self.config.history_window = window;
+            self.history_loaded = false;
+        }
+    }
+
+    /// How far back the user's accounting was read, once it was.
+    pub fn history_read(&self) -> Option<Duration> {
+        (self.config.initial_history && self.history_loaded).then_some(self.config.history_window)
+    }
+
+    /// The commands charged in the last minute, by wall time (handed to the next poller of a
+    /// shared view, so that a takeover does not start a fresh budget).
+    pub fn recent_charges(&self) -> Vec<(SystemTime, u64)> {
+        let (now, wall) = (self.clock.now(), self.clock.wall());
+        self.ledger
+            .entries
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) < BUDGET_WINDOW)
+            .map(|(t, c)| (wall - now.saturating_duration_since(*t), *c))
+            .collect()
+    }
+
+    /// Starts from what a previous poller knew: its jobs (so that the first queue listing tells
+    /// which left meanwhile), what was still settling, its history read, and its charges.
+    /// `history` is how far back the previous poller read the user's accounting (`None`: it did not).
+    pub fn seed(
+        &mut self,
+        snap: &JobsSnapshot,
+        charges: &[(SystemTime, u64)],
+        history: Option<Duration>,
+    ) {
+        let (now, wall) = (self.clock.now(), self.clock.wall());
+        for (at, cost) in charges {
+            let age = wall.duration_since(*at).unwrap_or_default();
+            if age < BUDGET_WINDOW
+                && let Some(t) = now.checked_sub(age)
+            {
+                self.ledger.charge(t, *cost);
+            }
+        }
+        for job in &snap.jobs {
+            if snap.settling.contains(&job.id) {
+                self.settling.insert(
+                    job.id.clone(),
+                    Settling {
+                        last: Some(job.clone()),
+                        attempts: 0,
+                    },
+                );
+            } else if job.is_active() {
+                self.live.insert(job.id.clone(), job.clone());
+            } else {
+                self.ended.insert(job.id.clone(), job.clone());
+            }
+        }
+        self.partitions.clone_from(&snap.partitions);
+        self.history_loaded |= history.is_some_and(|h| h >= self.config.history_window);
+        self.next_due = self.cycle_ready(now);
+    }
+
     /// Drops history older than the window (keeps memory flat over days).
     fn prune_history(&mut self) {
         let horizon = self.wall_secs() - self.config.history_window.as_secs() as i64;
@@ -868,6 +975,23 @@ impl Poller {
         Poller::spawn_with_clock(backend, config, Arc::new(SystemClock))
     }
 
+    /// One poller per user and host ([`super::shared`]): this process polls if none does, else it
+    /// reads the one that does. Without a usable view directory (or with
+    /// `SORTIE_SLURM_VIEW=private`) it polls on its own, as [`Poller::spawn`].
+    pub fn spawn_shared(
+        backend: Arc<dyn SlurmBackend + Send + Sync>,
+        config: PollerConfig,
+    ) -> PollerHandle {
+        if let Some(dir) = super::shared::view_dir() {
+            // A directory that cannot be written costs the sharing, not the view (and a TUI's
+            // screen has no room for a warning).
+            if let Ok(handle) = super::shared::spawn(&dir, backend.clone(), config.clone()) {
+                return handle;
+            }
+        }
+        Poller::spawn(backend, config)
+    }
+
     /// As [`Poller::spawn`], reading `clock` (waits are real: use a clock that follows real time).
     pub fn spawn_with_clock(
         backend: Arc<dyn SlurmBackend + Send + Sync>,
@@ -877,39 +1001,74 @@ impl Poller {
         let shared = Arc::new(Shared::default());
         let core = PollerCore::new(backend, config, clock.clone());
         let inner = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("sortie-slurm-poller".into())
-            .spawn(move || run(core, &inner, clock.as_ref()))
-            .expect("spawning the Slurm poller thread");
-        PollerHandle {
-            shared,
-            thread: Mutex::new(Some(thread)),
-        }
+        PollerHandle::spawned("sortie-slurm-poller", shared, move || {
+            run(core, &inner, clock.as_ref());
+        })
+        .expect("spawning the Slurm poller thread")
     }
 }
 
+/// What the handle asked of the polling thread since it last looked.
 #[derive(Default)]
-struct Control {
-    stop: bool,
-    poked: bool,
-    ids: Vec<String>,
-    names: Vec<String>,
+pub(super) struct Requests {
+    pub(super) poked: bool,
+    pub(super) ids: Vec<String>,
+    pub(super) names: Vec<String>,
+    /// Ids no longer followed (the shared view stops asking for them).
+    pub(super) forget: Vec<String>,
 }
 
 #[derive(Default)]
-struct Shared {
-    control: Mutex<Control>,
-    wake: Condvar,
+pub(super) struct Control {
+    pub(super) stop: bool,
+    pub(super) asked: Requests,
+}
+
+impl Control {
+    pub(super) fn pending(&self) -> bool {
+        let a = &self.asked;
+        self.stop || a.poked || !a.ids.is_empty() || !a.names.is_empty() || !a.forget.is_empty()
+    }
+
+    pub(super) fn take(&mut self) -> Requests {
+        std::mem::take(&mut self.asked)
+    }
+}
+
+/// Between a [`PollerHandle`] and the thread that polls (or reads the shared view).
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) control: Mutex<Control>,
+    pub(super) wake: Condvar,
     latest: Mutex<Arc<JobsSnapshot>>,
     subscribers: Mutex<Vec<mpsc::Sender<Arc<JobsSnapshot>>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
-    fn publish(&self, snapshot: JobsSnapshot) {
+    /// Waits until the handle asks for something or `until` (at most `max` from now) comes.
+    pub(super) fn wait(&self, clock: &dyn Clock, until: Instant) -> MutexGuard<'_, Control> {
+        let mut ctl = lock(&self.control);
+        loop {
+            if ctl.pending() {
+                return ctl;
+            }
+            let now = clock.now();
+            if now >= until {
+                return ctl;
+            }
+            ctl = self
+                .wake
+                .wait_timeout(ctl, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    pub(super) fn publish(&self, snapshot: JobsSnapshot) {
         let snapshot = Arc::new(snapshot);
         *lock(&self.latest) = snapshot.clone();
         lock(&self.subscribers).retain(|tx| tx.send(snapshot.clone()).is_ok());
@@ -918,31 +1077,14 @@ impl Shared {
 
 fn run(mut core: PollerCore, shared: &Shared, clock: &dyn Clock) {
     loop {
-        let (poked, ids, names) = {
-            let mut ctl = lock(&shared.control);
-            loop {
-                if ctl.stop {
-                    return;
-                }
-                if ctl.poked || !ctl.ids.is_empty() || !ctl.names.is_empty() {
-                    break;
-                }
-                let now = clock.now();
-                let due = core.next_due();
-                if now >= due {
-                    break;
-                }
-                ctl = shared
-                    .wake
-                    .wait_timeout(ctl, due - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+        let Requests {
+            poked, ids, names, ..
+        } = {
+            let mut ctl = shared.wait(clock, core.next_due());
+            if ctl.stop {
+                return;
             }
-            (
-                std::mem::take(&mut ctl.poked),
-                std::mem::take(&mut ctl.ids),
-                std::mem::take(&mut ctl.names),
-            )
+            ctl.take()
         };
         core.register_ids(ids);
         core.register_names(names);
@@ -950,8 +1092,7 @@ fn run(mut core: PollerCore, shared: &Shared, clock: &dyn Clock) {
             core.poke();
         }
         if clock.now() >= core.next_due() {
-            if core.run_cycle() {
-                core.prune_history();
+            if core.cycle() {
                 shared.publish(core.snapshot());
             }
         } else if poked {
@@ -968,6 +1109,19 @@ pub struct PollerHandle {
 }
 
 impl PollerHandle {
+    /// A handle on a thread that already runs `body` with `shared`.
+    pub(super) fn spawned(
+        name: &str,
+        shared: Arc<Shared>,
+        body: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<PollerHandle> {
+        let thread = std::thread::Builder::new().name(name.into()).spawn(body)?;
+        Ok(PollerHandle {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
     /// The latest snapshot (empty, with `taken_at: None`, before the first poll).
     pub fn snapshot(&self) -> Arc<JobsSnapshot> {
         lock(&self.shared.latest).clone()
@@ -982,7 +1136,7 @@ impl PollerHandle {
 
     /// Something changed (a submit, a cancel): poll soon and often for a little while.
     pub fn poke(&self) {
-        lock(&self.shared.control).poked = true;
+        lock(&self.shared.control).asked.poked = true;
         self.shared.wake.notify_all();
     }
 
@@ -993,7 +1147,22 @@ impl PollerHandle {
         S: Into<String>,
     {
         lock(&self.shared.control)
+            .asked
             .ids
+            .extend(ids.into_iter().map(Into::into));
+        self.shared.wake.notify_all();
+    }
+
+    /// No longer follow these ids (their end is known). A private poller keeps them; a shared
+    /// view stops asking its poller for them.
+    pub fn forget<I, S>(&self, ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        lock(&self.shared.control)
+            .asked
+            .forget
             .extend(ids.into_iter().map(Into::into));
         self.shared.wake.notify_all();
     }
@@ -1005,6 +1174,7 @@ impl PollerHandle {
         S: Into<String>,
     {
         lock(&self.shared.control)
+            .asked
             .names
             .extend(names.into_iter().map(Into::into));
         self.shared.wake.notify_all();
@@ -1029,192 +1199,8 @@ impl Drop for PollerHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slurm::error::Result;
-    use crate::slurm::scontrol::JobDetails;
-    use std::path::Path;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// A clock that moves only when told.
-    struct FakeClock {
-        base: Instant,
-        offset: Mutex<Duration>,
-    }
-
-    impl FakeClock {
-        fn new() -> Arc<FakeClock> {
-            Arc::new(FakeClock {
-                base: Instant::now(),
-                offset: Mutex::new(Duration::ZERO),
-            })
-        }
-
-        fn advance(&self, d: Duration) {
-            *self.offset.lock().unwrap() += d;
-        }
-
-        fn set(&self, at: Instant) {
-            let mut o = self.offset.lock().unwrap();
-            *o = (*o).max(at.saturating_duration_since(self.base));
-        }
-
-        fn elapsed(&self) -> Duration {
-            *self.offset.lock().unwrap()
-        }
-    }
-
-    impl Clock for FakeClock {
-        fn now(&self) -> Instant {
-            self.base + self.elapsed()
-        }
-
-        fn wall(&self) -> SystemTime {
-            UNIX_EPOCH + Duration::from_secs(1_800_000_000) + self.elapsed()
-        }
-    }
-
-    #[derive(Debug, Clone, PartialEq)]
-    enum Call {
-        Queue,
-        History(Vec<String>, Option<String>),
-        Partitions,
-    }
-
-    /// A cluster in memory: the queue is whatever `queue` holds now; accounting knows `acct`.
-    struct FakeSlurm {
-        clock: Arc<FakeClock>,
-        queue: Mutex<Vec<Job>>,
-        acct: Mutex<Vec<Job>>,
-        calls: Mutex<Vec<(Duration, Call)>>,
-        rpcs: AtomicU64,
-        /// The next this-many queue queries fail as the controller does when overloaded.
-        failing: AtomicU64,
-        /// Commands each call costs (the CLI's JSON fallback costs two).
-        cost: AtomicU64,
-        latency: Duration,
-    }
-
-    impl FakeSlurm {
-        fn new(clock: Arc<FakeClock>) -> Arc<FakeSlurm> {
-            FakeSlurm::with_latency(clock, Duration::from_millis(300))
-        }
-
-        fn with_latency(clock: Arc<FakeClock>, latency: Duration) -> Arc<FakeSlurm> {
-            Arc::new(FakeSlurm {
-                clock,
-                queue: Mutex::new(Vec::new()),
-                acct: Mutex::new(Vec::new()),
-                calls: Mutex::new(Vec::new()),
-                rpcs: AtomicU64::new(0),
-                failing: AtomicU64::new(0),
-                cost: AtomicU64::new(1),
-                latency,
-            })
-        }
-
-        fn call(&self, c: Call) {
-            self.calls.lock().unwrap().push((self.clock.elapsed(), c));
-            self.rpcs
-                .fetch_add(self.cost.load(Ordering::Relaxed), Ordering::Relaxed);
-            self.clock.advance(self.latency);
-        }
-
-        fn calls(&self) -> Vec<(Duration, Call)> {
-            self.calls.lock().unwrap().clone()
-        }
-
-        fn set_queue(&self, jobs: Vec<Job>) {
-            *self.queue.lock().unwrap() = jobs;
-        }
-    }
-
-    fn unsupported<T>() -> Result<T> {
-        Err(SlurmError::Unsupported {
-            what: "fake".into(),
-        })
-    }
-
-    impl SlurmBackend for FakeSlurm {
-        fn jobs(&self, _q: &JobQuery) -> Result<Vec<Job>> {
-            self.call(Call::Queue);
-            if self
-                .failing
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                return Err(SlurmError::classify(
-                    "squeue",
-                    Some(1),
-                    "slurm_load_jobs error: Socket timed out on send/recv operation",
-                ));
-            }
-            Ok(self.queue.lock().unwrap().clone())
-        }
-        fn history(&self, q: &HistoryQuery) -> Result<Vec<Job>> {
-            self.call(Call::History(q.ids.clone(), q.user.clone()));
-            let acct = self.acct.lock().unwrap();
-            Ok(acct
-                .iter()
-                .filter(|j| q.ids.is_empty() || q.ids.iter().any(|id| id_matches(j, id)))
-                .cloned()
-                .collect())
-        }
-        fn submit(&self, _s: &Path, _a: &[String]) -> Result<String> {
-            unsupported()
-        }
-        fn cancel(&self, _ids: &[String]) -> Result<()> {
-            unsupported()
-        }
-        fn signal(&self, _id: &str, _s: i32) -> Result<()> {
-            unsupported()
-        }
-        fn hold(&self, _ids: &[String]) -> Result<()> {
-            unsupported()
-        }
-        fn release(&self, _ids: &[String]) -> Result<()> {
-            unsupported()
-        }
-        fn requeue(&self, _ids: &[String]) -> Result<()> {
-            unsupported()
-        }
-        fn update_time_limit(&self, _id: &str, _l: Option<Duration>) -> Result<()> {
-            unsupported()
-        }
-        fn job_details(&self, _id: &str) -> Result<Vec<JobDetails>> {
-            unsupported()
-        }
-        fn partitions(&self) -> Result<Vec<Partition>> {
-            self.call(Call::Partitions);
-            Ok(vec![Partition {
-                name: "debug".into(),
-                ..Partition::default()
-            }])
-        }
-        fn start_estimate(&self, _id: &str) -> Result<Option<i64>> {
-            unsupported()
-        }
-        fn rpc_count(&self) -> u64 {
-            self.rpcs.load(Ordering::Relaxed)
-        }
-    }
-
-    fn job(id: u64, state: JobState) -> Job {
-        Job {
-            id: id.to_string(),
-            job_id_raw: Some(id),
-            name: format!("job{id}"),
-            user: Some("ana".into()),
-            submit: Some(1_800_000_000 + id as i64),
-            state,
-            ..Job::default()
-        }
-    }
-
-    fn config() -> PollerConfig {
-        PollerConfig {
-            user: Some("ana".into()),
-            ..PollerConfig::default()
-        }
-    }
+    use crate::slurm::fakes::{Call, FakeClock, FakeSlurm, config, job};
+    use std::sync::atomic::Ordering;
 
     fn core(fake: &Arc<FakeSlurm>, clock: &Arc<FakeClock>, config: PollerConfig) -> PollerCore {
         PollerCore::new(fake.clone(), config, clock.clone()).with_seed(7)

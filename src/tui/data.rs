@@ -75,9 +75,8 @@ pub fn job_target<'a>(links: &'a [JobLink], id: &str) -> Option<JobTarget<'a>> {
     }
     // A pending array's rest: the recorded tasks of that array (`123_5`, `123_6`, …) in its range
     // (the started ones have records of their own).
-    let (base, range) = id.split_once("_[")?;
-    let range = range.strip_suffix(']')?;
-    let prefix = format!("{base}_");
+    let rest = crate::slurm::JobId::parse(id).filter(|j| j.range().is_some())?;
+    let prefix = format!("{}_", rest.job);
     let from = links.partition_point(|l| l.job.as_str() < prefix.as_str());
     let tasks: Vec<&JobLink> = links[from..]
         .iter()
@@ -85,7 +84,7 @@ pub fn job_target<'a>(links: &'a [JobLink], id: &str) -> Option<JobTarget<'a>> {
         .filter(|l| {
             l.job[prefix.len()..]
                 .parse::<u32>()
-                .is_ok_and(|t| crate::slurm::lookup::range_holds(range, t))
+                .is_ok_and(|t| rest.holds(t))
         })
         .collect();
     let first = tasks.first()?;

@@ -368,10 +368,8 @@ pub fn run(project: Project, opts: TuiOptions) -> Result<i32> {
     };
     let config = config::Config::load(&overrides);
     let (mut ui, rx) = Ui::headless(config, opts.read_only);
-    ui.app.cluster = crate::util::on_path("squeue");
-    if ui.app.cluster {
-        ui.slurm = Some(start_slurm(&ui.config.settings, ui.tx.clone()));
-    }
+    ui.slurm = start_slurm(&ui.config.settings, ui.tx.clone());
+    ui.app.cluster = ui.slurm.is_some();
     if let Some(w) = ui.app.config_warnings.first() {
         ui.app.set_status(format!("config: {w}"));
     }
@@ -447,17 +445,11 @@ fn event_loop(
     }
 }
 
-/// One poller for everything on screen, within the RPC budget from the settings.
-fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> std::sync::Arc<Slurm> {
-    use crate::slurm::cli_backend::{CliBackend, CliConfig, JsonPolicy};
+/// The user's one Slurm view on this host (polled here or by another sortie), within the RPC
+/// budget from the settings.
+fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> Option<std::sync::Arc<Slurm>> {
     use crate::slurm::poller::{Poller, PollerConfig};
-    // Text output: `squeue --json` before 23.02 ignores `--user` and dumps every job of the cluster
-    // (120-140 MB resident and most of the poller's CPU here), and sacct's text exit codes are right.
-    let backend: std::sync::Arc<dyn crate::slurm::backend::SlurmBackend + Send + Sync> =
-        std::sync::Arc::new(CliBackend::new(CliConfig {
-            json: JsonPolicy::Never,
-            ..CliConfig::default()
-        }));
+    let backend = crate::slurm::connect::open(false, None, None).ok()?;
     let cfg = PollerConfig {
         // The file poll may be fast; the controller is asked at most every 10 s to begin with.
         interval: settings
@@ -468,7 +460,7 @@ fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> std::sync::Arc<S
         budget_per_min: settings.poll.rpc_budget_per_minute,
         ..Default::default()
     };
-    let poller = Poller::spawn(backend.clone(), cfg);
+    let poller = Poller::spawn_shared(backend.clone(), cfg);
     let updates = poller.subscribe();
     std::thread::Builder::new()
         .name("sortie-jobs".into())
@@ -480,7 +472,7 @@ fn start_slurm(settings: &config::Settings, tx: Sender<Msg>) -> std::sync::Arc<S
             }
         })
         .expect("spawn jobs thread");
-    std::sync::Arc::new(Slurm { backend, poller })
+    Some(std::sync::Arc::new(Slurm { backend, poller }))
 }
 
 fn spawn_input(tx: Sender<Msg>) {

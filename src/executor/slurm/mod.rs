@@ -12,10 +12,9 @@ pub mod verdict;
 
 use super::{Finished, JobFacts, read_exit_file};
 use crate::pipeline::SlurmSettings;
+use crate::slurm::connect;
 use crate::slurm::poller::{Poller, PollerConfig, PollerHandle};
-use crate::slurm::{
-    CliBackend, CliConfig, HistoryQuery, Job, JobQuery, JsonPolicy, SlurmBackend, SlurmError,
-};
+use crate::slurm::{HistoryQuery, Job, JobQuery, SlurmBackend, SlurmError};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -67,7 +66,10 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 pub struct SlurmExecutor {
+    /// The chosen backend ([`connect`]): polls, look-ups, cancels.
     backend: Arc<dyn SlurmBackend + Send + Sync>,
+    /// The commands, for `sbatch`.
+    commands: Arc<dyn SlurmBackend + Send + Sync>,
     poller: Arc<PollerHandle>,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -80,12 +82,11 @@ impl SlurmExecutor {
         if !crate::util::on_path("sbatch") {
             return Err("no SLURM on this host: sbatch is not on PATH".into());
         }
-        // Text output: the cheapest for the controller, and sacct's text exit codes are right.
-        let backend: Arc<dyn SlurmBackend + Send + Sync> = Arc::new(CliBackend::new(CliConfig {
-            json: JsonPolicy::Never,
-            ..CliConfig::default()
-        }));
-        let poller = Arc::new(Poller::spawn(
+        let backend = connect::open(false, None, None).map_err(|e| e.to_string())?;
+        // slurmrestd cannot submit a batch script file here: sbatch always does.
+        let commands = connect::commands(None).map_err(|e| e.to_string())?;
+        // One poll for every engine, TUI and watcher of this user on this host.
+        let poller = Arc::new(Poller::spawn_shared(
             backend.clone(),
             PollerConfig {
                 user: Some(crate::util::user()),
@@ -98,13 +99,14 @@ impl SlurmExecutor {
         ));
         let shared = Arc::new(Shared::default());
         let grace = Duration::from_secs_f64(settings.nfs_grace_s.max(0.0));
-        let (s, p) = (shared.clone(), poller.clone());
+        let (s, p, b) = (shared.clone(), poller.clone(), backend.clone());
         let thread = std::thread::Builder::new()
             .name("sortie-slurm-monitor".into())
-            .spawn(move || monitor(&s, &p, grace))
+            .spawn(move || monitor(&s, &p, b.as_ref(), grace))
             .map_err(|e| format!("cannot start the Slurm monitor: {e}"))?;
         Ok(SlurmExecutor {
             backend,
+            commands,
             poller,
             shared,
             thread: Mutex::new(Some(thread)),
@@ -116,7 +118,7 @@ impl SlurmExecutor {
     pub fn submit(&self, script: &Path, args: &[String]) -> Result<String, SlurmError> {
         // No poke: a new job's end is read from its sentinel, and polling at once would spend the
         // budget when nothing can have happened yet.
-        self.backend.submit(script, args)
+        self.commands.submit(script, args)
     }
 
     /// Follows an attempt until it ends; its end is sent on `done`.
@@ -197,7 +199,7 @@ impl SlurmExecutor {
             j.array_job_id
                 .or(j.job_id_raw)
                 .map(|n| n.to_string())
-                .or_else(|| Some(j.id.split('_').next()?.to_string()))
+                .or_else(|| crate::slurm::JobId::parse(&j.id).map(|id| id.base()))
         };
         let live = self.backend.jobs(&JobQuery {
             user: user.clone(),
@@ -237,11 +239,7 @@ fn sentinel_interval(tracked: usize) -> Duration {
     }
 }
 
-fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
-    let backend: Box<dyn SlurmBackend> = Box::new(CliBackend::new(CliConfig {
-        json: JsonPolicy::Never,
-        ..CliConfig::default()
-    }));
+fn monitor(shared: &Shared, poller: &PollerHandle, backend: &dyn SlurmBackend, grace: Duration) {
     loop {
         let (cancels, tracked_n) = {
             let st = lock(&shared.state);
@@ -387,7 +385,10 @@ fn monitor(shared: &Shared, poller: &PollerHandle, grace: Duration) {
                     time_limit_s: job.and_then(|j| j.time_limit_s),
                     nodes: job.and_then(|j| j.nodes.clone()),
                 };
-                let t = st.tracked.remove(&key).expect("tracked");
+                let Some(t) = st.tracked.remove(&key) else {
+                    continue;
+                };
+                poller.forget([t.job_id.clone()]);
                 let _ = t.done.send(Finished {
                     step: key.0,
                     attempt: key.1,

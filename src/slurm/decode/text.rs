@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use super::fields::{self, present};
 use super::{DecodeError, split_state};
+use crate::slurm::jobid::JobId;
 use crate::slurm::model::Job;
 use crate::slurm::paths::{default_stdout_pattern, expand_stdio, fix_default_array_path};
 
@@ -243,17 +244,9 @@ pub fn sacct_text(bytes: &[u8], fields: &[&str]) -> Result<Vec<Job>, DecodeError
 
 fn sacct_row(rows: &Rows, r: &[&str], id: &str) -> Job {
     let get = |f: &str| rows.get(r, f);
-    let (array_job_id, array_task_id, array_task_str) = match id.split_once('_') {
-        Some((a, t)) => {
-            let task = t.parse::<u32>().ok();
-            let range = t.trim_start_matches('[').trim_end_matches(']');
-            (
-                a.parse().ok(),
-                task,
-                task.is_none().then(|| range.to_string()),
-            )
-        }
-        None => (None, None, None),
+    let (array_job_id, array_task_id, array_task_str) = match JobId::parse(id) {
+        Some(j) if j.tasks.is_some() => (Some(j.job), j.task(), j.range().map(str::to_string)),
+        _ => (None, None, None),
     };
     let (state, flags) = split_state(
         &get("State")
