@@ -394,7 +394,13 @@ mod tests {
         let run = tempfile::tempdir().unwrap();
         let (mut a, a_dir) = started(run.path(), "a", true);
         let mut b = Beater::new(run.path());
+        // The child may still be exec'ing its shell under a loaded machine: give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         b.tick();
+        while b.beating() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            b.tick();
+        }
         assert_eq!(b.beating(), 1);
         let (beat, _) = liveness::read_heartbeat(&a_dir).expect("a heartbeat");
         assert_eq!((beat.pid, beat.pgid), (a.id(), a.id()));
