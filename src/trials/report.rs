@@ -79,13 +79,63 @@ pub fn best_trials(s: &Study) -> Vec<&Trial> {
         .filter(|t| t.state == TrialState::Complete && t.values.len() == s.directions.len())
         .map(|t| (&**t, loss(t)))
         .collect();
-    let dominates = |a: &[f64], b: &[f64]| {
-        a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+    let on_front = if s.directions.len() == 2 {
+        front_of_two(&done.iter().map(|(_, l)| [l[0], l[1]]).collect::<Vec<_>>())
+    } else {
+        front_by_pairs(&done.iter().map(|(_, l)| l.as_slice()).collect::<Vec<_>>())
     };
     done.iter()
-        .filter(|(_, l)| !done.iter().any(|(_, m)| dominates(m, l)))
-        .map(|(t, _)| *t)
+        .zip(on_front)
+        .filter(|(_, on)| *on)
+        .map(|((t, _), _)| *t)
         .collect()
+}
+
+fn dominates(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+}
+
+/// Which losses no other one dominates, by comparing every pair: for three objectives or more.
+fn front_by_pairs(losses: &[&[f64]]) -> Vec<bool> {
+    losses
+        .iter()
+        .map(|l| !losses.iter().any(|m| dominates(m, l)))
+        .collect()
+}
+
+/// [`front_by_pairs`] for two objectives in O(n log n), so the Trials pane can redraw the front of a
+/// large study on every change: sorted by the first loss, a point is dominated when one with a smaller
+/// first loss has a second loss no larger, or one with the same first loss has a smaller second. A
+/// point with a NaN is never dominated and dominates nothing, as the pairwise rule has it.
+fn front_of_two(losses: &[[f64; 2]]) -> Vec<bool> {
+    let mut on = vec![true; losses.len()];
+    let mut order: Vec<usize> = (0..losses.len())
+        .filter(|&i| !losses[i][0].is_nan() && !losses[i][1].is_nan())
+        .collect();
+    order.sort_by(|&a, &b| {
+        losses[a][0]
+            .total_cmp(&losses[b][0])
+            .then(losses[a][1].total_cmp(&losses[b][1]))
+    });
+    // The smallest second loss among points whose first loss is strictly smaller than the current one.
+    let mut best_before: Option<f64> = None;
+    let mut i = 0;
+    while i < order.len() {
+        let x = losses[order[i]][0];
+        let group_end = order[i..]
+            .iter()
+            .position(|&k| losses[k][0] != x)
+            .map_or(order.len(), |p| i + p);
+        // Sorted by the second loss too, so the group's first point has its smallest.
+        let group_min = losses[order[i]][1];
+        for &k in &order[i..group_end] {
+            let y = losses[k][1];
+            on[k] = !(best_before.is_some_and(|b| b <= y) || group_min < y);
+        }
+        best_before = Some(best_before.map_or(group_min, |b| b.min(group_min)));
+        i = group_end;
+    }
+    on
 }
 
 /// A value for a table cell: short, with infinities and NaN spelled out.
@@ -185,4 +235,34 @@ pub fn table(source: &str, s: &Study, trials: &[impl AsRef<Trial>]) -> Vec<Strin
         out.push(cells.join("  ").trim_end().to_string());
     }
     out
+}
+
+#[cfg(test)]
+mod front_tests {
+    use super::*;
+
+    #[test]
+    fn the_two_objective_front_equals_the_pairwise_one() {
+        // Ties, duplicates, infinities and NaN: every case the sweep must agree on.
+        let mut seed = 7u64;
+        let next = |seed: &mut u64| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (*seed >> 33) % 12;
+            match r {
+                0 => f64::INFINITY,
+                1 => f64::NEG_INFINITY,
+                2 => f64::NAN,
+                n => (n % 5) as f64,
+            }
+        };
+        for _ in 0..300 {
+            next(&mut seed);
+            let n = 1 + (seed >> 40) as usize % 30;
+            let pts: Vec<[f64; 2]> = (0..n).map(|_| [next(&mut seed), next(&mut seed)]).collect();
+            let refs: Vec<&[f64]> = pts.iter().map(|p| p.as_slice()).collect();
+            assert_eq!(front_of_two(&pts), front_by_pairs(&refs), "{pts:?}");
+        }
+    }
 }
